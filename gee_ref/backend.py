@@ -1,0 +1,109 @@
+"""Backend: NumPy on the CPU or CuPy on the GPU, behind one ``xp`` code path.
+
+Every other layer of gee_ref asks this module for its array module instead of
+importing numpy or cupy directly (the Chainer idiom)::
+
+    xp = backend.get_array_module(x)      # numpy or cupy, whichever holds x
+    xp = backend.xp_for("gpu")            # by device name
+
+It also fixes the dtype policy (float32 to train, float64 to check numbers),
+hands out seeded random generators on either device, and moves arrays between
+host and device.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy
+
+DEVICES = ("cpu", "gpu")
+TRAIN_DTYPE = numpy.float32   # networks are trained in float32
+CHECK_DTYPE = numpy.float64   # gradient checks and golden vectors use float64
+
+
+class DeviceUnavailableError(RuntimeError):
+    """Raised when the GPU is asked for but CuPy or a CUDA device is missing."""
+
+
+def _import_cupy():
+    """Return the cupy module if it imports and sees at least one GPU, else None."""
+    try:
+        import cupy
+    except Exception:  # ImportError, or a CUDA library that fails to load
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:
+        return None
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy is installed and a CUDA device answers."""
+    return _import_cupy() is not None
+
+
+def xp_for(device: str):
+    """The array module for a device name: ``numpy`` for "cpu", ``cupy`` for "gpu"."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return numpy
+    cupy = _import_cupy()
+    if cupy is None:
+        raise DeviceUnavailableError(
+            "device 'gpu' was asked for, but CuPy is not installed or no CUDA GPU is visible "
+            "(install gee_ref[gpu] on a machine with an NVIDIA GPU, or use --device cpu)")
+    return cupy
+
+
+def get_array_module(*arrays):
+    """numpy or cupy, whichever holds the given arrays (numpy when none is a cupy array)."""
+    for a in arrays:
+        module = type(a).__module__
+        if module.startswith("cupy"):
+            import cupy
+            return cupy
+    return numpy
+
+
+def device_of(array) -> str:
+    """"gpu" for a cupy array, "cpu" otherwise."""
+    return "gpu" if get_array_module(array) is not numpy else "cpu"
+
+
+def to_host(array):
+    """A numpy copy (or view) of an array living on either device."""
+    if get_array_module(array) is numpy:
+        return numpy.asarray(array)
+    return array.get()
+
+
+def to_device(array, device: str):
+    """The array on the named device (no copy when it is already there)."""
+    xp = xp_for(device)
+    if xp is numpy:
+        return to_host(array)
+    return xp.asarray(array)
+
+
+def derive_seed(*keys) -> int:
+    """A 63-bit seed from a tuple of keys, e.g. (run seed, generation, index).
+
+    Deterministic across processes and machines (a hash, not Python's salted
+    ``hash``), so an evaluation's random numbers never depend on which worker ran it.
+    """
+    text = "/".join(str(k) for k in keys).encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
+
+
+def rng(seed, device: str = "cpu"):
+    """A seeded random Generator on the device (numpy's or cupy's ``default_rng``)."""
+    return xp_for(device).random.default_rng(seed)
+
+
+def synchronize(xp) -> None:
+    """Wait for queued GPU work (no-op on NumPy); only for timing and tests."""
+    if xp is not numpy:
+        xp.cuda.Device().synchronize()
