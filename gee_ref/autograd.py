@@ -131,7 +131,7 @@ class Tensor:
         return functional.mul(self, -1.0)
 
     def __sub__(self, other):
-        return self + (-as_tensor(other))
+        return self + (-as_tensor(other, like=self))
 
     def sum(self):
         from gee_ref import functional
@@ -142,12 +142,17 @@ class Tensor:
         return functional.mean(self)
 
 
-def as_tensor(value) -> Tensor:
-    """Wrap a non-Tensor (array or number) as a constant Tensor."""
+def as_tensor(value, like: Tensor | None = None) -> Tensor:
+    """Wrap a non-Tensor (array or number) as a constant Tensor.
+
+    A Python number takes the dtype and device of ``like``, so that ``x * 2.0``
+    on a float32 tensor stays float32 (NumPy 2 would promote a float64 0-d array).
+    """
     if isinstance(value, Tensor):
         return value
-    xp = backend.get_array_module(value)
-    return Tensor(xp.asarray(value))
+    if like is not None and not hasattr(value, "dtype"):
+        return Tensor(like.xp.asarray(value, dtype=like.dtype))
+    return Tensor(backend.get_array_module(value).asarray(value))
 
 
 def _reverse_topological_order(root: Tensor) -> list[Tensor]:
@@ -180,7 +185,8 @@ class Function:
     """
 
     def __call__(self, *inputs) -> Tensor:
-        tensors = tuple(None if x is None else as_tensor(x) for x in inputs)
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = tuple(None if x is None else as_tensor(x, like) for x in inputs)
         arrays = tuple(None if t is None else t.data for t in tensors)
         output = Tensor(self.forward(*arrays))
         needs_grad = any(t is not None and t.requires_grad for t in tensors)

@@ -42,9 +42,12 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training, momentum=0.1
                  training=training, momentum=momentum, eps=eps)
 
 
-def lif(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=4.0,
+def lif(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None,
         detach_reset=False, soft=False):
-    """Leaky integrate-and-fire over time: x_seq [T, N, ...] -> spikes [T, N, ...]."""
+    """Leaky integrate-and-fire over time: x_seq [T, N, ...] -> spikes [T, N, ...].
+
+    ``alpha=None`` takes the surrogate's own default (sigmoid 4, atan 2, rectangular 1).
+    """
     return apply(_lif, x_seq, tau=tau, v_th=v_th, v_reset=v_reset, surrogate=surrogate,
                  alpha=alpha, detach_reset=detach_reset, soft=soft)
 

@@ -1,0 +1,32 @@
+"""The embedded default dataset -> a gee_ref HDF5 file (DESIGN.md section 7).
+
+    python -m data_tools.digits OUT.h5
+
+Writes the UCI hand-written digits that scikit-learn ships, exactly as
+``gee_ref.datasets.default_digits_path()`` caches them: 8x8x1 uint8, fixed stratified split
+(seed 0, test fraction 0.2: 1438 train, 359 test images). No download.
+"""
+from __future__ import annotations
+
+
+from data_tools import ConversionError, summary
+from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref.datasets import DIGITS_SOURCE, digits_splits, write_dataset
+
+
+def main(argv=None):
+    parser = ArgumentParser(prog="python -m data_tools.digits",
+                           description="Write the embedded scikit-learn digits in gee_ref's HDF5 layout.")
+    parser.add_argument("out", help="the .h5 file to write")
+    args = parser.parse_args(argv)
+
+    try:
+        splits, classes = digits_splits()
+    except ImportError as error:  # scikit-learn missing: bad environment, one line
+        raise ConversionError(str(error)) from None
+    write_dataset(args.out, splits, classes, DIGITS_SOURCE)
+    print(summary(args.out, splits, classes))
+
+
+if __name__ == "__main__":
+    run_main(main)

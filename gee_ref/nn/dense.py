@@ -1,0 +1,63 @@
+"""Dense weight layers, the "--dense" twins of the genetic layers: Conv2d and Linear.
+
+Weights start Kaiming-normal, N(0, 2 / fan_in) with fan_in = C_in*kh*kw (He et al. 2015);
+Linear biases start at zero. Convolutions carry no bias: batch norm follows each of them.
+"""
+from __future__ import annotations
+
+from gee_ref import backend, functional
+from gee_ref.nn.init import kaiming_normal
+from gee_ref.nn.module import Parameter
+from gee_ref.nn.weight_layer import WeightLayer
+from gee_ref.ops.im2col import as_pair
+
+
+def conv_output_hw(input_hw, kernel, stride, padding):
+    """(Ho, Wo) = ((H + 2p - k) // s + 1, ...) for a convolution or pooling window."""
+    return tuple((input_hw[a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
+
+
+class Conv2d(WeightLayer):
+    """y = conv2d(x, W), W [C_out, C_in, kh, kw], x [N, C_in, H, W] (no bias)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
+                 dtype=backend.TRAIN_DTYPE, role=None):
+        super().__init__(role)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride, self.padding = as_pair(stride, "stride"), as_pair(padding, "padding")
+        self.fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.out_features = self.out_channels
+        rng = backend.rng(0) if rng is None else rng
+        self.w = Parameter(kaiming_normal(rng, (self.out_channels, self.in_channels) + self.kernel_size,
+                                          self.fan_in, dtype))
+
+    def output_hw(self, input_hw):
+        return conv_output_hw(input_hw, self.kernel_size, self.stride, self.padding)
+
+    def forward(self, x):
+        self._observe(x)
+        return functional.conv2d(x, self.w, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class Linear(WeightLayer):
+    """y = x @ W.T + b, W [out, in]."""
+
+    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=backend.TRAIN_DTYPE, role=None):
+        super().__init__(role)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.fan_in = self.in_features
+        rng = backend.rng(0) if rng is None else rng
+        self.w = Parameter(kaiming_normal(rng, (self.out_features, self.in_features), self.fan_in, dtype))
+        self.b = Parameter(backend.get_array_module(self.w.data).zeros(self.out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        self._observe(x)
+        return functional.linear(x, self.w, self.b)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.b is not None}"

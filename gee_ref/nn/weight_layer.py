@@ -1,0 +1,61 @@
+"""What every weight layer (Conv2d, Linear and their genetic twins) measures about itself.
+
+For the energy estimate of paper eq. 17,
+
+    E = E_MAC * FLOPs_1 + E_AC * T * sum_{l >= 2} fr_l * FLOPs_l,
+
+a layer reports FLOPs_l, the multiply-accumulates (MACs) of its dense-equivalent layer for
+one sample and one time step (``dense_macs``), and, while its network is recording
+(``Module.record(True)``), fr_l: ``last_input_rate``, the mean of its input over all
+elements of the last forward. For a layer fed by LIF neurons this is the firing rate; for
+the first layer it is the mean of the analog image.
+"""
+from __future__ import annotations
+
+from gee_ref import backend
+from gee_ref.nn.module import Module
+
+
+class WeightLayer(Module):
+    """Base of Conv2d, Linear, GeneticConv2d, GeneticLinear.
+
+    ``role`` says where the layer sits in its network ("stem", "conv", "shortcut",
+    "hidden_fc", "classifier"); models use it to decide which layers are genetic.
+    """
+
+    def __init__(self, role: str | None = None):
+        super().__init__()
+        self.role = role
+        self.last_input_rate = None
+        self.last_input_hw = None
+
+    # subclasses: fan_in, out_features, output_hw(input_hw)
+    fan_in: int
+    out_features: int
+
+    def output_hw(self, input_hw):
+        return None
+
+    def _observe(self, x) -> None:
+        """Keep the input's mean and spatial size when recording (a host sync: only then)."""
+        if not self.recording:
+            return
+        data = x.data if hasattr(x, "data") else x
+        self.last_input_rate = float(backend.to_host(data.mean()))
+        self.last_input_hw = tuple(data.shape[2:]) if data.ndim == 4 else None
+
+    def output_positions(self, input_hw) -> int:
+        """Output positions per sample: Ho*Wo for a convolution, 1 for a Linear layer."""
+        out = self.output_hw(input_hw)
+        return 1 if out is None else out[0] * out[1]
+
+    def dense_macs(self, input_hw=None) -> int:
+        """MACs of the dense-equivalent layer for one sample and one time step (eq. 17's FLOPs_l)."""
+        return self.out_features * self.fan_in * self.output_positions(input_hw)
+
+    @property
+    def last_macs_per_sample(self) -> int | None:
+        """``dense_macs`` at the input size of the last recorded forward (None before one)."""
+        if self.last_input_rate is None:
+            return None
+        return self.dense_macs(self.last_input_hw)

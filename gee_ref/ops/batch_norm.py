@@ -1,0 +1,86 @@
+"""Batch normalisation per channel (DESIGN.md section 3; Ioffe & Szegedy 2015).
+
+x is [N, C] (statistics over N) or [N, C, H, W] (over N, H, W). In a spiking
+network N is the merged T*N axis, so the statistics run over T*N*H*W, as in
+threshold-dependent BN (tdBN) without its threshold scaling.
+
+    training:  mu = mean(x),  var = mean((x - mu)^2)  (biased, to normalise)
+               running_mean <- (1 - m) running_mean + m mu
+               running_var  <- (1 - m) running_var  + m var * n / (n - 1)   (unbiased)
+    eval:      mu, var = running_mean, running_var
+    both:      x_hat = (x - mu) / sqrt(var + eps),   y = gamma x_hat + beta
+
+The running statistics are updated in place (PyTorch's convention). Backward,
+with n values per channel and dx_hat = dy gamma (sums over the channel's values):
+
+    training:  dx = (n dx_hat - sum(dx_hat) - x_hat sum(dx_hat x_hat)) / (n sqrt(var + eps))
+    eval:      dx = dx_hat / sqrt(var + eps)
+    both:      dgamma = sum(dy x_hat),  dbeta = sum(dy)
+
+gamma or beta may be None (no affine scale or shift).
+"""
+from __future__ import annotations
+
+from gee_ref import backend
+
+
+def _reduce_axes(x):
+    if x.ndim == 2:
+        return (0,)
+    if x.ndim == 4:
+        return (0, 2, 3)
+    raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W], got shape {tuple(x.shape)}")
+
+
+def _per_channel(v, ndim):
+    """A [C] vector shaped to broadcast against x: [1, C] or [1, C, 1, 1]."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
+            momentum=0.1, eps=1e-5):
+    xp = backend.get_array_module(x)
+    axes = _reduce_axes(x)
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and tuple(v.shape) != (x.shape[1],):
+            raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected ({x.shape[1]},)")
+    count = x.size // x.shape[1]
+    if training:
+        if count < 2:
+            raise ValueError("batch_norm in training mode needs more than one value per channel")
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        if running_mean is not None:
+            running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
+        if running_var is not None:
+            running_var[...] = (1.0 - momentum) * running_var + momentum * var * (count / (count - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+        mean = xp.asarray(running_mean, dtype=x.dtype)
+        var = xp.asarray(running_var, dtype=x.dtype)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
+    y = x_hat
+    if gamma is not None:
+        y = y * _per_channel(gamma, x.ndim)
+    if beta is not None:
+        y = y + _per_channel(beta, x.ndim)
+    cache = (x_hat, inv_std, gamma, beta is not None, axes, count, training)
+    return y, cache
+
+
+def backward(grad, cache):
+    x_hat, inv_std, gamma, has_beta, axes, count, training = cache
+    ndim = x_hat.ndim
+    grad_gamma = (grad * x_hat).sum(axis=axes) if gamma is not None else None
+    grad_beta = grad.sum(axis=axes) if has_beta else None
+    grad_x_hat = grad * _per_channel(gamma, ndim) if gamma is not None else grad
+    if training:
+        sum_g = _per_channel(grad_x_hat.sum(axis=axes), ndim)
+        sum_gx = _per_channel((grad_x_hat * x_hat).sum(axis=axes), ndim)
+        grad_x = (count * grad_x_hat - sum_g - x_hat * sum_gx) * (_per_channel(inv_std, ndim) / count)
+    else:
+        grad_x = grad_x_hat * _per_channel(inv_std, ndim)
+    return grad_x, grad_gamma, grad_beta

@@ -1,0 +1,38 @@
+"""Genetic convolution (paper eq. 1, 2, 4, 5): a conv2d whose weight is made of genes.
+
+Eq. 1 (weight):     W = X_out @ G @ X_in.T,   W: [C_out, C_in*kh*kw], viewed as [C_out, C_in, kh, kw]
+Eq. 2 (parameters): g*(C_out + C_in*kh*kw) per layer instead of C_out*C_in*kh*kw (+ g*g for G, once)
+
+with X_out [C_out, g], G [g, g] (the global gene interaction matrix), X_in [C_in*kh*kw, g],
+whose rows follow the im2col order (C_in-major, then kh, then kw). On cols = im2col(x)::
+
+    Y = W @ cols                                   ("materialised"), or
+    Y = X_out @ (G @ (X_in.T @ cols))              ("factored"; W never formed)
+
+Eq. 4-5 (backward), with dY the upstream gradient in the im2col row layout and dW = dY @ cols.T::
+
+    dX_out = dW @ X_in @ G.T,   dG = X_out.T @ dW @ X_in,   dX_in = dW.T @ X_out @ G,
+    dx = col2im(W.T @ dY)
+
+(the factored path computes the same without dW or W; see ``gee_ref.ops.genetic_path``, which
+also counts both paths' MACs and picks the cheaper for ``path="auto"``).
+"""
+from __future__ import annotations
+
+from gee_ref.ops import genetic_path
+from gee_ref.ops.im2col import as_pair, col2im, conv_geometry, im2col, nchw_to_rows, rows_to_nchw
+
+
+def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto"):
+    kernel = as_pair(kernel_size, "kernel_size")
+    *_, out = conv_geometry(x.shape, kernel, stride, padding)
+    genetic_path.check_encodings(x_out, g, x_in, x.shape[1] * kernel[0] * kernel[1])
+    cols = im2col(x, kernel, stride, padding)
+    y_rows, product_cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
+    return rows_to_nchw(y_rows, x.shape[0], out), (product_cache, x.shape, kernel, stride, padding)
+
+
+def backward(grad, cache):
+    product_cache, x_shape, kernel, stride, padding = cache
+    dcols, dx_out, dg, dx_in = genetic_path.product_backward(nchw_to_rows(grad), product_cache)
+    return col2im(dcols, x_shape, kernel, stride, padding), dx_out, dg, dx_in

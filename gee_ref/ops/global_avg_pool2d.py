@@ -1,0 +1,16 @@
+"""Global average pooling: y[n, c] = 1/(H W) sum_{h, w} x[n, c, h, w]; dx = dy / (H W)."""
+from __future__ import annotations
+
+from gee_ref import backend
+
+
+def forward(x):
+    if x.ndim != 4:
+        raise ValueError(f"global_avg_pool2d expects x of shape [N, C, H, W], got shape {tuple(x.shape)}")
+    return x.mean(axis=(2, 3)), x.shape
+
+
+def backward(grad, x_shape):
+    xp = backend.get_array_module(grad)
+    share = grad[:, :, None, None] / (x_shape[2] * x_shape[3])
+    return (xp.broadcast_to(share, x_shape).copy(),)

@@ -1,0 +1,100 @@
+"""im2col and col2im: a convolution as one matrix product (helpers, not an op).
+
+A 2-D cross-correlation of x [N, C, H, W] with w [C_out, C, kh, kw] (PyTorch
+semantics: zero padding, then the kernel slides with the given stride) is
+
+    y[n, o, p, q] = sum_{c, i, j} w[o, c, i, j] * x_pad[n, c, s_h*p + i, s_w*q + j]
+
+Gathering every input patch into the column matrix
+
+    cols[(c, i, j), (n, p, q)] = x_pad[n, c, s_h*p + i, s_w*q + j],   cols: [C*kh*kw, N*Ho*Wo]
+
+turns it into ``y_rows = w.reshape(C_out, -1) @ cols`` ([C_out, N*Ho*Wo]). The row
+order of cols is C-major, then kh, then kw: exactly the order of a PyTorch
+weight's ``flatten(1)``, so the same weight matrix W of paper eq. 1 serves both.
+
+im2col loops over the kh*kw kernel offsets (i, j), never over pixels: for one
+offset, the values for all positions (p, q) are one strided slice of x_pad.
+col2im, its adjoint, adds each offset's slice back into the padded gradient;
+within one offset the slice positions are distinct, so a plain ``+=`` on the
+slice is exact (no scatter-add needed) on NumPy and CuPy alike.
+"""
+from __future__ import annotations
+
+import numbers
+
+from gee_ref import backend
+
+
+def as_pair(value, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair (``3 -> (3, 3)``); anything else is a ValueError."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        pair = tuple(value)
+    else:
+        pair = (value, value)
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_geometry(x_shape, kernel_size, stride, padding):
+    """Check a convolution's arguments and return ((kh, kw), (sh, sw), (ph, pw), (Ho, Wo))."""
+    if len(x_shape) != 4:
+        raise ValueError(f"convolution input must be [N, C, H, W], got shape {tuple(x_shape)}")
+    kernel, step = as_pair(kernel_size, "kernel_size"), as_pair(stride, "stride")
+    pad = as_pair(padding, "padding")
+    if min(kernel) < 1 or min(step) < 1 or min(pad) < 0:
+        raise ValueError(f"need kernel_size >= 1, stride >= 1, padding >= 0; got kernel_size={kernel_size}, "
+                         f"stride={stride}, padding={padding}")
+    padded = (x_shape[2] + 2 * pad[0], x_shape[3] + 2 * pad[1])
+    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+        raise ValueError(f"kernel {kernel} is larger than the padded input {padded}")
+    out = tuple((padded[a] - kernel[a]) // step[a] + 1 for a in range(2))
+    return kernel, step, pad, out
+
+
+def _offset_slices(i, j, step, out):
+    """The strided slices of x_pad that kernel offset (i, j) reads for every output position."""
+    return (slice(i, i + step[0] * (out[0] - 1) + 1, step[0]),
+            slice(j, j + step[1] * (out[1] - 1) + 1, step[1]))
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    """x [N, C, H, W] -> cols [C*kh*kw, N*Ho*Wo] (rows C-major, then kh, then kw)."""
+    xp = backend.get_array_module(x)
+    (kh, kw), step, (ph, pw), out = conv_geometry(x.shape, kernel_size, stride, padding)
+    n, c = x.shape[:2]
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    cols = xp.empty((c, kh, kw, n) + out, dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _offset_slices(i, j, step, out)
+            cols[:, i, j] = x_pad[:, :, rows, columns].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * out[0] * out[1])
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of im2col: cols [C*kh*kw, N*Ho*Wo] -> x-shaped sum of every patch's entries."""
+    xp = backend.get_array_module(cols)
+    (kh, kw), step, (ph, pw), out = conv_geometry(x_shape, kernel_size, stride, padding)
+    n, c, h, w = x_shape
+    patches = cols.reshape((c, kh, kw, n) + out)
+    grad_pad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _offset_slices(i, j, step, out)
+            grad_pad[:, :, rows, columns] += patches[:, i, j].transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(grad_pad[:, :, ph:ph + h, pw:pw + w])
+
+
+def rows_to_nchw(y_rows, n, out):
+    """[C_out, N*Ho*Wo] (the GEMM result) -> [N, C_out, Ho, Wo], contiguous."""
+    xp = backend.get_array_module(y_rows)
+    return xp.ascontiguousarray(y_rows.reshape((y_rows.shape[0], n) + tuple(out)).transpose(1, 0, 2, 3))
+
+
+def nchw_to_rows(y):
+    """[N, C_out, Ho, Wo] -> [C_out, N*Ho*Wo], the inverse of rows_to_nchw."""
+    return y.transpose(1, 0, 2, 3).reshape(y.shape[1], -1)
