@@ -18,7 +18,9 @@ decompositions. ``diagonal=True`` is the separable variant (Ros & Hansen 2008), 
 only the diagonal of C (B = I) and costs O(lambda n).
 
 Choices of gee_ref:
-- positive recombination weights only (no active CMA); see ``cmaes_parameters``.
+- ``active=True`` (default) gives the worst lambda - mu samples the tutorial's negative
+  weights in (46)-(47) ("active CMA"); ``active=False`` uses positive weights only. See
+  ``cmaes_parameters``.
 - non-finite fitness values (NaN, +inf, -inf) rank last, in their sampling order, and are
   counted in ``nonfinite_evaluations``.
 - the N(0, I) samples always come from a seeded NumPy generator on the host (``backend.rng(seed,
@@ -42,7 +44,7 @@ class CMAES:
     """CMA-ES with the ask-and-tell interface; minimises."""
 
     def __init__(self, x0, sigma0, popsize=None, seed=None, diagonal=False, backend="cpu",
-                 maxiter=None, tolfun=1e-11, tolx=1e-11, max_condition=1e14):
+                 maxiter=None, tolfun=1e-11, tolx=1e-11, max_condition=1e14, active=True):
         x0_host = numpy.asarray(array_backend.to_host(x0), dtype=numpy.float64)
         if x0_host.ndim != 1 or x0_host.size < 1 or not numpy.all(numpy.isfinite(x0_host)):
             raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got shape {x0_host.shape}")
@@ -57,7 +59,7 @@ class CMAES:
 
         self.xp = array_backend.xp_for(backend)
         self.device = backend
-        self.params = cma_parameters(x0_host.size, popsize, diagonal)
+        self.params = cma_parameters(x0_host.size, popsize, diagonal, active)
         self.seed = seed
         self.maxiter = None if maxiter is None else int(maxiter)
         self.tolfun, self.tolx, self.max_condition = float(tolfun), float(tolx), float(max_condition)
@@ -74,7 +76,7 @@ class CMAES:
             self._C = xp.eye(n)
             self.B = xp.eye(n)
         self.D = xp.ones(n)  # square roots of C's eigenvalues: C = B D^2 B^T
-        self._weights = xp.asarray(self.params.weights[:self.params.mu])
+        self._weights = xp.asarray(self.params.weights)  # [lambda], (53)
 
         self.generation = 0
         self.evaluations = 0
@@ -155,10 +157,11 @@ class CMAES:
         self.eigen_updates += 1
 
     def _inverse_sqrt_C_times(self, y):
-        """C^-1/2 y = B D^-1 B^T y (tutorial Sec. 0.1), with the B, D used for sampling."""
+        """C^-1/2 y = B D^-1 B^T y (tutorial Sec. 0.1) with the B, D used for sampling; y [n] or [n, k]."""
+        D = self.D if y.ndim == 1 else self.D[:, None]
         if self.diagonal:
-            return y / self.D
-        return self.B @ ((self.B.T @ y) / self.D)
+            return y / D
+        return self.B @ ((self.B.T @ y) / D)
 
     # ------------------------------------------------------------------ tell
     def tell(self, X, f) -> None:
@@ -175,9 +178,9 @@ class CMAES:
         order = self._rank(X, f)
         self.evaluations += par.popsize
 
-        g = self.generation
-        y = (X[xp.asarray(order[:par.mu])] - self.mean) / self.sigma  # y_{i:lambda} (39)-(40)
-        y_w = self._weights @ y  # <y>_w = sum_i w_i y_{i:lambda} (41)
+        g, mu = self.generation, par.mu
+        y = (X[xp.asarray(order)] - self.mean) / self.sigma  # y_{i:lambda} (39)-(40)
+        y_w = self._weights[:mu] @ y[:mu]  # <y>_w = sum_{i<=mu} w_i y_{i:lambda} (41)
         self.mean = self.mean + par.c_m * self.sigma * y_w  # m <- m + c_m sigma <y>_w (42)
 
         self.p_sigma = ((1 - par.c_sigma) * self.p_sigma
@@ -192,7 +195,11 @@ class CMAES:
         self.p_c = ((1 - par.c_c) * self.p_c
                     + h_sigma * math.sqrt(par.c_c * (2 - par.c_c) * par.mu_eff) * y_w)  # (45)
 
-        weights_circ = self._weights  # w_i° = w_i for w_i >= 0 (46)
+        weights_circ = self._weights
+        if par.active:  # w_i° = w_i * n / ||C^-1/2 y_{i:lambda}||^2 where w_i < 0 (46)
+            mahalanobis_sq = xp.maximum(xp.sum(self._inverse_sqrt_C_times(y.T) ** 2, axis=0), 1e-300)
+            weights_circ = xp.where(self._weights < 0, self._weights * par.n / mahalanobis_sq,
+                                    self._weights)  # (46)
         delta_h_sigma = (1 - h_sigma) * par.c_c * (2 - par.c_c)  # delta(h_sigma) (tutorial, with (47))
         decay = 1 + par.c_1 * delta_h_sigma - par.c_1 - par.c_mu * float(par.weights.sum())  # (47)
         if self.diagonal:

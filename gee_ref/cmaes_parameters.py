@@ -1,10 +1,11 @@
 """Default strategy parameters of CMA-ES (Hansen, "The CMA Evolution Strategy: A Tutorial", 2016).
 
 The numbers in the comments are the tutorial's equation numbers (its Table 1, eqs. 48-58).
-Only positive recombination weights are used: the first mu = floor(lambda/2) samples get
-the tutorial's log weights, normalised to sum to one (eq. 53, positive branch), the others get
-zero. The tutorial's optional negative weights ("active CMA", eqs. 50-52) are left out, so
-the rank-mu update needs no weight correction (eq. 46 is the identity here).
+The first mu = floor(lambda/2) samples get the tutorial's log weights, normalised to sum to
+one (eq. 53, positive branch); they alone move the mean. With ``active=True`` (the
+tutorial's default, and pycma's) the other lambda - mu samples get negative weights in the
+rank-mu update of C (eqs. 50-53, "active CMA"), scaled so that C stays positive definite;
+with ``active=False`` they get weight zero (positive recombination weights only).
 
 For the rank-mu learning rate the 2016 tutorial's form `mu_eff - 2 + 1/mu_eff` is used
 (later revisions of the tutorial, and pycma, write `1/4 + mu_eff + 1/mu_eff - 2`).
@@ -29,7 +30,7 @@ class CMAParameters:
     n: int              # search-space dimension
     popsize: int        # lambda
     mu: int             # number of parents, floor(lambda / 2)
-    weights: numpy.ndarray  # [lambda] recombination weights, zero beyond mu, sum one
+    weights: numpy.ndarray  # [lambda]: first mu positive (sum one), then negative or zero
     mu_eff: float       # variance effective selection mass
     c_m: float          # learning rate of the mean
     c_sigma: float      # cumulation constant of the step-size path p_sigma
@@ -39,6 +40,7 @@ class CMAParameters:
     c_mu: float         # learning rate of the rank-mu update
     chi_n: float        # E||N(0, I)||
     diagonal: bool      # separable (sep-CMA-ES) constants
+    active: bool        # negative weights for the worst lambda - mu samples
     eigen_gap_evaluations: float  # evaluations between two eigendecompositions
 
 
@@ -52,7 +54,8 @@ def expected_norm_of_standard_normal(n: int) -> float:
     return math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))
 
 
-def cma_parameters(n: int, popsize: int | None = None, diagonal: bool = False) -> CMAParameters:
+def cma_parameters(n: int, popsize: int | None = None, diagonal: bool = False,
+                   active: bool = True) -> CMAParameters:
     """All default strategy parameters for dimension n (tutorial Table 1, eqs. 48-58)."""
     if not isinstance(n, (int, numpy.integer)) or n < 1:
         raise ValueError(f"CMA-ES needs a dimension n >= 1, got {n!r}")
@@ -65,9 +68,8 @@ def cma_parameters(n: int, popsize: int | None = None, diagonal: bool = False) -
 
     ranks = numpy.arange(1, lam + 1, dtype=numpy.float64)
     raw_weights = math.log((lam + 1) / 2.0) - numpy.log(ranks)  # w'_i (49)
-    weights = numpy.zeros(lam)
-    weights[:mu] = raw_weights[:mu] / raw_weights[:mu].sum()  # (53), positive part, sum one (7)
-    mu_eff = 1.0 / float(numpy.sum(weights[:mu] ** 2))  # (8) with sum w_i = 1
+    positive, negative = raw_weights[:mu], raw_weights[mu:]
+    mu_eff = float(positive.sum() ** 2 / numpy.sum(positive ** 2))  # (8), over w'_1..w'_mu
 
     c_m = 1.0  # (54)
     c_sigma = (mu_eff + 2.0) / (n + mu_eff + 5.0)  # (55)
@@ -87,8 +89,19 @@ def cma_parameters(n: int, popsize: int | None = None, diagonal: bool = False) -
         # lambda / (c_1 + c_mu) / n / 10 evaluations
         gap = lam / (c_1 + c_mu) / n / 10.0
 
+    weights = numpy.zeros(lam)
+    weights[:mu] = positive / positive.sum()  # (53), w'_i >= 0: sum of positive weights is one
+    if active and numpy.any(negative < 0):
+        mu_eff_minus = float(negative.sum() ** 2 / numpy.sum(negative ** 2))  # (8) for w'^-
+        alpha_mu_minus = 1.0 + c_1 / c_mu if c_mu > 0 else math.inf  # (50)
+        alpha_mu_eff_minus = 1.0 + 2.0 * mu_eff_minus / (mu_eff + 2.0)  # (51)
+        alpha_posdef_minus = (1.0 - c_1 - c_mu) / (n * c_mu) if c_mu > 0 else math.inf  # (52)
+        scale = min(alpha_mu_minus, alpha_mu_eff_minus, alpha_posdef_minus)
+        weights[mu:] = numpy.where(negative < 0, scale * negative / numpy.abs(negative[negative < 0]).sum(),
+                                   0.0)  # (53), w'_i < 0
+
     return CMAParameters(
         n=n, popsize=lam, mu=mu, weights=weights, mu_eff=mu_eff, c_m=c_m,
         c_sigma=c_sigma, d_sigma=d_sigma, c_c=c_c, c_1=c_1, c_mu=c_mu,
-        chi_n=expected_norm_of_standard_normal(n), diagonal=bool(diagonal),
+        chi_n=expected_norm_of_standard_normal(n), diagonal=bool(diagonal), active=bool(active),
         eigen_gap_evaluations=gap)

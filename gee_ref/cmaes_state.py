@@ -60,6 +60,7 @@ def _write(h5, es) -> None:
     attrs["n"] = es.n
     attrs["popsize"] = es.popsize
     attrs["diagonal"] = es.diagonal
+    attrs["active"] = es.params.active
     attrs["device"] = es.device
     attrs["seed"] = json.dumps(es.seed if isinstance(es.seed, (int, type(None))) else str(es.seed))
     attrs["maxiter"] = -1 if es.maxiter is None else es.maxiter
@@ -92,7 +93,8 @@ def load_state(cls, path, backend=None):
             raise ValueError(f"{path} is not a gee_ref CMA-ES state file (format {FORMAT!r})")
         maxiter = int(attrs["maxiter"])
         es = cls(h5["mean"][...], 1.0, popsize=int(attrs["popsize"]), seed=None,
-                 diagonal=bool(attrs["diagonal"]), backend=backend or str(attrs["device"]),
+                 diagonal=bool(attrs["diagonal"]), active=bool(attrs["active"]),
+                 backend=backend or str(attrs["device"]),
                  maxiter=None if maxiter < 0 else maxiter, tolfun=float(attrs["tolfun"]),
                  tolx=float(attrs["tolx"]), max_condition=float(attrs["max_condition"]))
         xp = es.xp

@@ -74,10 +74,20 @@ RESUMABLE_CHANGES = ("executor", "dask_scheduler", "workers", "progress")
 # Log entries that measure time and so differ between two otherwise identical runs.
 WALL_TIME_KEYS = ("wall_seconds", "evaluation_seconds")
 
-DEFAULTS = {  # the no-option run: sized to finish in a few minutes on two CPU cores
-    "arch": "digits", "genes": 16, "generations": 6, "popsize": 8, "eval_steps": 30,
-    "batch_size": 32, "eval_lr": 0.1, "val_fraction": 0.2, "final_epochs": 20, "sigma0": 0.1,
+# Defaults by dataset kind (``train.dataset_kind``, by image side); each is an option. The
+# digits budget is sized so that the no-option run ends in a few minutes on two CPU cores;
+# the CIFAR/ImageNet ones follow the paper's scale (section 4.4: five generations, and the
+# final training of train's defaults, 200 epochs for CIFAR).
+EVOLVE_DEFAULTS = {
+    "digits": {"generations": 5, "popsize": 8, "eval_steps": 20, "eval_epochs": None,
+               "final_epochs": 10},
+    "cifar": {"generations": 5, "popsize": 10, "eval_steps": None, "eval_epochs": 1,
+              "final_epochs": 200},
+    "large": {"generations": 5, "popsize": 10, "eval_steps": None, "eval_epochs": 1,
+              "final_epochs": 100},
 }
+DIGITS_NET_GENES = 16  # g of the digits net (n = 4 + 256); other architectures: their own default
+COMMON_DEFAULTS = {"arch": "digits", "eval_lr": 0.1, "val_fraction": 0.2, "sigma0": 0.1}
 
 
 # ---------------------------------------------------------------------------- command line
@@ -89,24 +99,30 @@ def build_parser() -> ArgumentParser:
                             description="Evolve the genetic encoding of a spiking network (GEE), "
                                         "train the best genotype and report.")
     add = parser.add_argument
-    add("--arch", default=DEFAULTS["arch"], help="architecture (default digits)")
+    kinds = EVOLVE_DEFAULTS
+    add("--arch", default=COMMON_DEFAULTS["arch"], help="architecture (default digits)")
     add("--data", default=None, help="dataset HDF5 file (default: the embedded digits)")
-    add("--genes", type=int, default=DEFAULTS["genes"], help="number of genes g (default 16)")
-    add("--generations", type=int, default=DEFAULTS["generations"])
-    add("--popsize", type=int, default=DEFAULTS["popsize"], help="lambda; 0: CMA-ES default 4 + 3 ln n")
+    add("--genes", type=int, default=None,
+        help=f"number of genes g (default {DIGITS_NET_GENES} for the digits net, else the architecture's)")
+    add("--generations", type=int, default=None,
+        help=f"default {kinds['digits']['generations']} on digits, {kinds['cifar']['generations']} else")
+    add("--popsize", type=int, default=None,
+        help=f"lambda (default {kinds['digits']['popsize']} on digits, {kinds['cifar']['popsize']} else; "
+             f"0: the CMA-ES default 4 + 3 ln n)")
     add("--eval-steps", dest="eval_steps", type=int, default=None,
-        help=f"training updates per individual (default {DEFAULTS['eval_steps']})")
+        help=f"training updates per individual (default {kinds['digits']['eval_steps']} on digits)")
     add("--eval-epochs", dest="eval_epochs", type=int, default=None,
-        help="training epochs per individual (instead of --eval-steps)")
-    add("--eval-lr", dest="eval_lr", type=float, default=DEFAULTS["eval_lr"], help="lr of the short training")
-    add("--batch-size", dest="batch_size", type=int, default=DEFAULTS["batch_size"])
-    add("--val-fraction", dest="val_fraction", type=float, default=DEFAULTS["val_fraction"],
+        help=f"training epochs per individual, instead of --eval-steps (default {kinds['cifar']['eval_epochs']} "
+             f"beyond digits)")
+    add("--eval-lr", dest="eval_lr", type=float, default=COMMON_DEFAULTS["eval_lr"], help="lr of the short training")
+    add("--batch-size", dest="batch_size", type=int, default=None, help="default: train's for the dataset")
+    add("--val-fraction", dest="val_fraction", type=float, default=COMMON_DEFAULTS["val_fraction"],
         help="fraction of the training split held out to score individuals")
     add("--time-steps", dest="time_steps", type=int, default=4)
     add("--alpha", type=float, default=None, help="weight of R_T in eq. 16")
     add("--beta", type=float, default=None, help="weight of R_S in eq. 16")
     add("--variant", default="ste", choices=VARIANTS, help="fitness variant (paper Table 4)")
-    add("--sigma0", type=float, default=DEFAULTS["sigma0"], help="CMA-ES initial step size")
+    add("--sigma0", type=float, default=COMMON_DEFAULTS["sigma0"], help="CMA-ES initial step size")
     add("--cmaes", default="auto", choices=CMAES_MODES,
         help=f"full or separable covariance; auto: diagonal above n = {AUTO_DIAGONAL_ABOVE}")
     add("--select", default="loss", choices=SELECT_MODES, help="how the best genotype is chosen")
@@ -119,8 +135,9 @@ def build_parser() -> ArgumentParser:
         help="Dask scheduler address (with --executor dask); default: a LocalCluster")
     add("--workers", type=int, default=None, help="LocalCluster worker processes (default 2)")
     add("--dask-timeout", dest="dask_timeout", type=float, default=10.0, help="seconds to reach the scheduler")
-    add("--final-epochs", dest="final_epochs", type=int, default=DEFAULTS["final_epochs"],
-        help="epochs of the final training of the best genotype")
+    add("--final-epochs", dest="final_epochs", type=int, default=None,
+        help=f"epochs of the final training of the best genotype (default {kinds['digits']['final_epochs']} "
+             f"on digits, {kinds['cifar']['final_epochs']} on CIFAR)")
     add("--final-steps-per-epoch", dest="final_steps_per_epoch", type=int, default=None,
         help="cap the batches per epoch of the final training (quick runs)")
     add("--ablation", action="store_true", help="run the five variants over --seeds seeds (Table 4)")
@@ -134,25 +151,40 @@ def resolve_config(args, image_shape, classes) -> dict:
     """The run's settings with every default filled in and checked; JSON-ready."""
     from gee_ref import fitness
     from gee_ref.models import ARCHITECTURES
+    from gee_ref.train import DATASET_DEFAULTS, dataset_kind
 
     if args.arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {args.arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+    kind = dataset_kind(image_shape[0])
+    defaults = EVOLVE_DEFAULTS[kind]
+
+    def pick(name):
+        value = getattr(args, name)
+        return defaults[name] if value is None else value
+
+    if args.genes is not None:
+        genes = args.genes
+    else:
+        genes = DIGITS_NET_GENES if args.arch == "digits" else ARCHITECTURES[args.arch].genes
     if args.eval_steps is not None and args.eval_epochs is not None:
         raise ValueError("give --eval-steps or --eval-epochs, not both")
-    eval_steps = args.eval_steps if args.eval_epochs is None and args.eval_steps is not None else (
-        None if args.eval_epochs is not None else DEFAULTS["eval_steps"])
+    if args.eval_steps is None and args.eval_epochs is None:
+        eval_steps, eval_epochs = defaults["eval_steps"], defaults["eval_epochs"]
+    else:
+        eval_steps, eval_epochs = args.eval_steps, args.eval_epochs
+    batch_size = DATASET_DEFAULTS[kind]["batch_size"] if args.batch_size is None else args.batch_size
     alpha = fitness.DEFAULT_ALPHA if args.alpha is None else args.alpha
     beta = fitness.DEFAULT_BETA if args.beta is None else args.beta
     config = {
-        "format": RUN_FORMAT, "arch": args.arch, "genes": args.genes,
+        "format": RUN_FORMAT, "arch": args.arch, "genes": genes,
         "data": str(Path(args.data).resolve()) if args.data else None,
         "num_classes": len(classes), "image_shape": list(image_shape), "time_steps": args.time_steps,
         "variant": args.variant, "alpha": alpha, "beta": beta,
-        "generations": args.generations, "popsize": args.popsize, "sigma0": args.sigma0,
+        "generations": pick("generations"), "popsize": pick("popsize"), "sigma0": args.sigma0,
         "cmaes": args.cmaes, "select": args.select,
-        "eval_steps": eval_steps, "eval_epochs": args.eval_epochs, "eval_lr": args.eval_lr,
-        "batch_size": args.batch_size, "val_fraction": args.val_fraction, "seed": args.seed,
-        "final_epochs": args.final_epochs, "final_steps_per_epoch": args.final_steps_per_epoch,
+        "eval_steps": eval_steps, "eval_epochs": eval_epochs, "eval_lr": args.eval_lr,
+        "batch_size": batch_size, "val_fraction": args.val_fraction, "seed": args.seed,
+        "final_epochs": pick("final_epochs"), "final_steps_per_epoch": args.final_steps_per_epoch,
         "device": args.device,
         "executor": args.executor, "dask_scheduler": args.dask_scheduler, "workers": args.workers,
     }

@@ -126,11 +126,12 @@ def _nan(value):
     return float("nan") if value is None else value
 
 
-def write_plots(run_dir, out=None) -> list:
-    """Write the PNGs of an evolve run; returns their paths."""
-    plt = _pyplot()
+def write_plots(run_dir, out=None, loaded=None) -> list:
+    """Write the PNGs of an evolve run (``loaded``: ``load_run``'s answer, if at hand);
+    returns their paths."""
     run_dir = Path(run_dir)
-    records, genome, _ = load_run(run_dir)
+    records, genome, _ = load_run(run_dir) if loaded is None else loaded
+    plt = _pyplot()
     out = Path(out) if out else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -155,8 +156,9 @@ def main(argv=None):
     if (run_dir / TABLE_JSON).exists():
         print(markdown_table(json.loads((run_dir / TABLE_JSON).read_text())), end="")
         return 0
-    written = write_plots(run_dir, args.out)
-    records, genome, summary = load_run(run_dir)
+    loaded = load_run(run_dir)
+    written = write_plots(run_dir, args.out, loaded)
+    records, genome, summary = loaded
     print(f"{run_dir}: {len(records)} generations logged")
     if summary is not None:
         print(f"final test accuracy {summary['test_accuracy']:.4f} (report {summary['report']})")

@@ -75,8 +75,8 @@ def train_steps(model, loader, optimizer, steps=None, epochs=None, schedule=None
 
     Returns ``dict(loss, accuracy, steps, samples, seconds, nonfinite)``: mean training
     cross-entropy and accuracy over the samples seen, number of updates done, and
-    ``nonfinite=True`` when a loss came out NaN or infinite: training then stopped before
-    that update, and ``loss`` is that value.
+    ``nonfinite=True`` when a loss or a gradient came out NaN or infinite: training then
+    stopped before that update, and ``loss`` is the non-finite loss (NaN for a gradient).
     """
     steps, epochs = _positive_count("steps", steps), _positive_count("epochs", epochs)
     if isinstance(start_step, bool) or int(start_step) != start_step or start_step < 0:
@@ -105,6 +105,11 @@ def train_steps(model, loader, optimizer, steps=None, epochs=None, schedule=None
                     break
                 optimizer.zero_grad()
                 loss.backward()
+                if not _gradients_finite(model):
+                    # a NaN can hide from the loss (a Heaviside step maps NaN to "no spike")
+                    # but not from the gradients: stop before it reaches the weights
+                    nonfinite_loss = math.nan
+                    break
                 optimizer.step()
                 n = int(y.shape[0])
                 loss_sum += value * n
@@ -131,6 +136,15 @@ def train_steps(model, loader, optimizer, steps=None, epochs=None, schedule=None
         "seconds": time.perf_counter() - started,
         "nonfinite": nonfinite_loss is not None,
     }
+
+
+def _gradients_finite(model) -> bool:
+    """Whether every parameter gradient is free of NaN and inf (one host sync)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    xp = backend.get_array_module(grads[0])
+    return bool(xp.stack([xp.isfinite(g).all() for g in grads]).all())
 
 
 def _count_correct(logits, labels) -> int:
@@ -224,14 +238,15 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
     per LIF layer, concatenated over batches.
     """
     if noise_ratio is not None:
-        from gee_ref.noise import relative_gaussian_noise
+        from gee_ref.noise import add_relative_gaussian_noise
     model.eval()
     if record:
         model.record(True)
     statistics = SpikeStatistics()
     kept = None
     lif_layers = spiking_layers(model) if record else []
-    names = [getattr(m, "name", None) or f"lif{i}" for i, m in enumerate(lif_layers)]
+    module_names = {id(m): name for name, m in model.named_modules()}
+    names = [module_names.get(id(m)) or f"lif{i}" for i, m in enumerate(lif_layers)]
     layers = weight_layers(model) if record else []
     rate_sums = [0.0] * len(layers)
     loss_sum, correct, seen = 0.0, 0, 0
@@ -242,7 +257,7 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
                 if noise_ratio is not None:
                     if rng is None:
                         rng = backend.rng(0, backend.device_of(x))
-                    x = relative_gaussian_noise(x, ratio=noise_ratio, rng=rng)
+                    x = add_relative_gaussian_noise(x, ratio=noise_ratio, rng=rng)
                 logits = model(x)
                 n = int(y.shape[0])
                 loss_sum += F.cross_entropy(logits, y).item() * n

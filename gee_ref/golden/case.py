@@ -21,6 +21,8 @@ import numpy
 
 GROUPS = ("inputs", "upstream", "outputs", "grads")
 CHECKED_GROUPS = ("outputs", "grads")
+#: case attributes that are bookkeeping for running the case, not conventions
+BOOKKEEPING = ("tensor_args", "array_args", "state", "call", "draws", "layers")
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
     conv3x3 1 -> 32 - BN - LIF                      8x8
     conv3x3 32 -> 64 stride 2 - BN - LIF            4x4
-    flatten 1024 - FC 1024 -> 128 - LIF - FC 128 -> classes
+    flatten 1024 - FC 1024 -> 128 - BN - LIF - FC 128 -> classes
 
 Sized (reconstruction, not from the paper) to train in seconds on two CPU cores while
 leaving the genetic form (default g = 32, every layer genetic) enough capacity for >= 97%
-test accuracy. Dense: 151,370 parameters for 10 classes (BN included).
+test accuracy; the BN after the hidden FC keeps its neurons firing from the start (without
+it the FC's input rates of a few percent leave its membranes below threshold at init).
+Dense: 151,658 parameters for 10 classes (BN included); genetic, g = 32: 55,466.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ class DigitsNet(SpikingNetwork):
             LIF(),
             factory.conv("conv", c1, c2, 3, stride=2, padding=1), BatchNorm(c2, dtype=dtype), LIF(),
             Flatten(),
-            factory.linear("hidden_fc", c2 * size * size, hidden), LIF(),
+            factory.linear("hidden_fc", c2 * size * size, hidden), BatchNorm(hidden, dtype=dtype), LIF(),
             factory.linear("classifier", hidden, num_classes))
         self._finish(time_steps, "digits", config or {})
 

@@ -4,7 +4,7 @@ Convolutions 64,64,P, 128,128,P, 256x3,P, 512x3,P, 512x3,P (3x3, padding 1), eac
 by BN and LIF; P is a 2x2 pool of spikes (average by default, ``pool="max"`` for VGG's
 original max pooling). After five pools a 32x32 image is 512x1x1; the classifier is
 FC 512 -> 4096 - LIF - FC 4096 -> 4096 - LIF - FC 4096 -> classes (``classifier_hidden``).
-Dense: 33,646,666 parameters for 10 classes (BN included), the 33.6M the paper quotes for
+Dense: 33,642,442 parameters for 10 classes (BN included), the 33.6M the paper quotes for
 VGG-16 (ref [37], Table 2).
 
 Genetic scope default "all_but_classifier" (the paper's 2.51M needs the 4096-wide FCs genetic).

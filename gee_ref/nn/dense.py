@@ -14,6 +14,8 @@ from gee_ref.ops.im2col import as_pair
 
 def conv_output_hw(input_hw, kernel, stride, padding):
     """(Ho, Wo) = ((H + 2p - k) // s + 1, ...) for a convolution or pooling window."""
+    if input_hw is None or len(input_hw) != 2:
+        raise ValueError(f"a convolution's MACs need its input size (H, W), got {input_hw!r}")
     return tuple((input_hw[a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
 
 

@@ -154,8 +154,8 @@ class GeneticLinear(_GeneticLayer):
         super().__init__(role)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.fan_in = self.in_features
-        self.b = Parameter(backend.xp_for("cpu").zeros(self.out_features, dtype=dtype)) if bias else None
         self._make_encodings(gene_bank, x_in_source, rng, dtype)
+        self.b = Parameter(backend.xp_for("cpu").zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
         self._observe(x)

@@ -1,0 +1,206 @@
+"""``python -m gee_ref.train``: exact resume, the report's fields, --from-dense, and one-line
+errors (exit 2, no traceback) for bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from gee_ref import backend, datasets, train
+from gee_ref.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = ["--batch-size", "16", "--steps-per-epoch", "3", "--genes", "8", "--time-steps", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_digits(tmp_path_factory):
+    """A small digits file: 96 train and 60 test images."""
+    splits, classes = datasets.digits_splits()
+    (x, y), (xt, yt) = splits["train"], splits["test"]
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return datasets.write_dataset(path, {"train": (x[:96], y[:96]), "test": (xt[:60], yt[:60])}, classes, "test")
+
+
+def run(data, out, *extra):
+    return train.main(["--data", str(data), "--out", str(out), *QUICK, *extra])
+
+
+def final_arrays(out):
+    tensors, meta = load_checkpoint(out / train.CHECKPOINT_NAME)
+    return tensors, meta
+
+
+def assert_same_run(a, b):
+    (ta, ma), (tb, mb) = final_arrays(a), final_arrays(b)
+    for group in ("model", "optimizer"):
+        assert ta[group].keys() == tb[group].keys()
+        for name in ta[group]:
+            assert np.array_equal(ta[group][name], tb[group][name]), f"{group}/{name} differs"
+    strip = [{k: v for k, v in r.items() if k not in ("seconds", "train_images_per_second")} for r in ma["history"]]
+    assert strip == [{k: v for k, v in r.items() if k not in ("seconds", "train_images_per_second")}
+                     for r in mb["history"]]
+
+
+def test_resume_after_a_shorter_run_equals_the_uninterrupted_run(tiny_digits, tmp_path, capsys):
+    """The issue's recipe: --epochs 1, then --epochs 2 --resume (a constant lr, which the
+    number of epochs does not change), against --epochs 2 in one go: bitwise equal."""
+    run(tiny_digits, tmp_path / "whole", "--epochs", "2", "--schedule", "constant")
+    run(tiny_digits, tmp_path / "parts", "--epochs", "1", "--schedule", "constant")
+    run(tiny_digits, tmp_path / "parts", "--epochs", "2", "--schedule", "constant", "--resume")
+    capsys.readouterr()
+    assert_same_run(tmp_path / "whole", tmp_path / "parts")
+    log = (tmp_path / "parts" / train.LOG_NAME).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [1, 2]
+
+
+def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during epoch 2 of a cosine run: the checkpoint of epoch 1 stays intact and
+    --resume ends on the same weights and optimiser state as the uninterrupted run."""
+    from gee_ref import training
+
+    run(tiny_digits, tmp_path / "whole", "--epochs", "2")
+    real_train_steps, calls = training.train_steps, []
+
+    def interrupted_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train_steps(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_steps", interrupted_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_digits, tmp_path / "stopped", "--epochs", "2")
+    monkeypatch.setattr(training, "train_steps", real_train_steps)
+    _, meta = final_arrays(tmp_path / "stopped")
+    assert len(meta["history"]) == 1
+    assert not list((tmp_path / "stopped").glob(".*.tmp"))
+    run(tiny_digits, tmp_path / "stopped", "--epochs", "2", "--resume")
+    capsys.readouterr()
+    assert_same_run(tmp_path / "whole", tmp_path / "stopped")
+
+
+def test_the_report_has_every_field(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(tiny_digits, out, "--epochs", "1", "--val-fraction", "0.25") == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / train.REPORT_NAME).read_text())
+    assert "test accuracy" in printed and str(out / train.REPORT_NAME) in printed
+    for key in ("test_accuracy", "test_loss", "test_samples", "parameters", "spikes_per_sample",
+                "spikes_per_sample_by_layer", "firing_rates", "temporal_difference", "energy", "noise",
+                "inference_images_per_second", "train_images_per_second", "peak_memory", "config"):
+        assert key in report, key
+    assert report["test_samples"] == 60 and 0 <= report["test_accuracy"] <= 1
+    assert set(report["parameters"]) >= {"dense", "genetic", "this_model"}
+    assert report["parameters"]["this_model"] == report["parameters"]["genetic"] < report["parameters"]["dense"]
+    assert len(report["firing_rates"]) == 3 and all(0 <= r <= 1 for r in report["firing_rates"].values())
+    assert report["energy"]["joules"] > 0 and report["energy"]["time_steps"] == 2
+    assert report["noise"]["ratio"] == 0.5 and 0 <= report["noise"]["accuracy"] <= 1
+    assert report["inference_images_per_second"] > 0
+    assert report["peak_memory"]["bytes"] > 0 and "max RSS" in report["peak_memory"]["what"]
+    (record,) = [json.loads(line) for line in (out / train.LOG_NAME).read_text().splitlines()]
+    assert set(record) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+
+
+def test_from_dense_fills_every_genetic_layer_with_its_dense_weight(tiny_digits, tmp_path, capsys):
+    """With g at least every layer's rank, eq. 6-8 reproduce each dense W (up to rounding);
+    BN statistics and biases are copied; the report gives the accuracy before fine-tuning."""
+    dense, compressed = tmp_path / "dense", tmp_path / "compressed"
+    run(tiny_digits, dense, "--epochs", "1", "--dense")
+    train.main(["--data", str(tiny_digits), "--out", str(compressed), "--from-dense", str(dense / "checkpoint.h5"),
+                "--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "1", "--genes", "128",
+                "--time-steps", "2", "--no-progress"])
+    assert "before fine-tuning" in capsys.readouterr().out
+    report = json.loads((compressed / train.REPORT_NAME).read_text())
+    assert 0 <= report["from_dense"]["test_accuracy_before_fine_tuning"] <= 1
+    config = report["config"]
+    dense_tensors, _ = final_arrays(dense)
+    genetic = train.build(config)
+    train.compress_dense(config, genetic)
+    dense_model = train.build(config, genetic=False)
+    dense_model.load_state_dict(dense_tensors["model"])
+    for dense_layer, layer in zip(dense_model.weight_layers(), genetic.weight_layers()):
+        w = dense_layer.w.data.reshape(dense_layer.w.shape[0], -1)
+        assert np.allclose(layer.weight(), w, rtol=1e-4, atol=1e-5 * np.abs(w).max())
+    genetic_state = genetic.state_dict()
+    for name, value in dense_tensors["model"].items():
+        if not name.endswith(".w"):
+            assert np.array_equal(genetic_state[name], value), name
+
+
+def test_a_finished_folder_is_not_overwritten(tiny_digits, tmp_path, capsys):
+    run(tiny_digits, tmp_path / "run", "--epochs", "1")
+    with pytest.raises(ValueError, match="--resume"):
+        run(tiny_digits, tmp_path / "run", "--epochs", "1")
+    with pytest.raises(ValueError, match="batch_size"):
+        train.main(["--data", str(tiny_digits), "--out", str(tmp_path / "run"), "--epochs", "1", "--resume",
+                    "--batch-size", "8", "--steps-per-epoch", "3", "--genes", "8", "--time-steps", "2"])
+
+
+# ---------------------------------------------------------------------------- bad input
+
+def write_raw(path, images, labels, classes=10):
+    """A dataset file written without validation, as a foreign tool might."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = datasets.FORMAT
+        f.attrs["classes"] = json.dumps([str(c) for c in range(classes)])
+        for split in ("train", "test"):
+            f.create_dataset(f"{split}/images", data=images)
+            f.create_dataset(f"{split}/labels", data=labels)
+    return path
+
+
+def bad_inputs(tmp, data):
+    good_images = np.zeros((20, 8, 8, 1), dtype=np.uint8)
+    good_labels = np.arange(20) % 10
+    corrupt = tmp / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(300))
+    nan_images = np.zeros((20, 8, 8, 1))
+    nan_images[3, 2, 2, 0] = np.nan
+    bad_checkpoint = tmp / "resume" / train.CHECKPOINT_NAME
+    bad_checkpoint.parent.mkdir()
+    bad_checkpoint.write_bytes(os.urandom(500))
+    return {  # name: (arguments, a phrase the one line must contain)
+        "missing file": (["--data", str(tmp / "absent.h5")], "not found"),
+        "corrupt file": (["--data", str(corrupt)], "corrupt"),
+        "wrong shape": (["--data", str(write_raw(tmp / "shape.h5", good_images[..., 0], good_labels))], "4-D"),
+        "wrong dtype": (["--data", str(write_raw(tmp / "dtype.h5", good_images.astype(np.int32), good_labels))],
+                        "dtype int32"),
+        "labels out of range": (["--data", str(write_raw(tmp / "labels.h5", good_images, good_labels + 5))],
+                                "labels must lie in [0, 10)"),
+        "NaN pixels": (["--data", str(write_raw(tmp / "nan.h5", nan_images, good_labels))], "NaN"),
+        "unknown architecture": (["--data", data, "--arch", "nosuchnet"], "unknown architecture"),
+        "genes <= 0": (["--data", data, "--genes", "0"], "--genes"),
+        "genes not a number": (["--data", data, "--genes", "many"], "--genes"),
+        "corrupt checkpoint": (["--data", data, "--out", str(bad_checkpoint.parent), "--resume"], "checkpoint.h5"),
+        "corrupt dense checkpoint": (["--data", data, "--from-dense", str(corrupt)], "corrupt.h5"),
+        "corrupt genome": (["--data", data, "--genome", str(corrupt)], "genome"),
+        "gpu without one": (["--data", data, "--device", "gpu"], "gpu"),
+    }
+
+
+def test_bad_input_gives_one_line_and_exit_2(tiny_digits, tmp_path):
+    """Each case in a subprocess: exit status 2, one line on stderr, no traceback."""
+    cases = bad_inputs(tmp_path, str(tiny_digits))
+    if backend.gpu_available():
+        del cases["gpu without one"]
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "GEE_REF_CACHE": str(tmp_path / "cache"), "PYTHONPATH": path}
+    processes = {}
+    for name, (argv, _) in cases.items():
+        if "--out" not in argv:
+            argv = ["--out", str(tmp_path / "out" / name.replace(" ", "_")), *argv]
+        command = [sys.executable, "-m", "gee_ref.train", "--epochs", "1", "--no-progress", *argv]
+        processes[name] = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+    for name, process in processes.items():
+        stdout, stderr = process.communicate(timeout=120)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert process.returncode == 2, f"{name}: exit {process.returncode}, stderr {stderr!r}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {stderr!r}"
+        assert "Traceback" not in stderr, name
+        assert cases[name][1] in lines[0], f"{name}: {lines[0]}"
