@@ -28,8 +28,10 @@ SIGMA0 = 0.3
 MIN_GENERATIONS = 20
 
 
-def _sizes(quick):
-    return (10, 100, 1000, 2000) if quick else (10, 100, 1000, 2000, 10000)
+def _sizes(ctx):
+    if ctx.smoke:
+        return (10,)
+    return (10, 100, 1000, 2000) if ctx.quick else (10, 100, 1000, 2000, 10000)
 
 
 def _gee_ref(n, device):
@@ -58,6 +60,8 @@ def _pycma(n):
 def _window(n, ctx):
     """(generations to time, wall-time budget in s): one decomposition gap plus two."""
     p = cma_parameters(n)
+    if ctx.smoke:
+        return ctx.repeats, 1.0
     cap, budget = (40, 8.0) if ctx.quick else (100, 90.0)
     wanted = max(ctx.repeats, MIN_GENERATIONS, math.ceil(p.eigen_gap_evaluations / p.popsize) + 2)
     return min(cap, wanted), budget
@@ -92,7 +96,7 @@ def run_cmaes(ctx) -> list:
         have_pycma = False
     devices = ("cpu",) + (("gpu",) if ctx.device == "gpu" else ())
     rows = []
-    for n in _sizes(ctx.quick):
+    for n in _sizes(ctx):
         steps, optimisers = {}, {}
         for device in devices:
             steps[device], optimisers[device] = _gee_ref(n, device)
@@ -128,7 +132,7 @@ def run_cmaes(ctx) -> list:
             if not have_pycma:
                 notes.append("pycma not installed (pip install cma)")
             if ctx.quick:
-                notes.append("quick: n up to 2000")
+                notes.append(f"{ctx.size}: n up to {_sizes(ctx)[-1]}")
             xp_name = "numpy" if device == "cpu" else "cupy"
             rows.append(make_row(ctx.device, "cmaes", f"cmaes/{xp_name}/n={n}",
                                  {"n": n, "lambda": es.popsize, "xp": xp_name}, gee_runs=runs[device],

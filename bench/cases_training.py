@@ -45,6 +45,8 @@ MiB = 2.0 ** 20
 
 def training_size(ctx):
     """(batch N, time steps T) of the ResNet-19 step for this device and size mode."""
+    if ctx.smoke:
+        return (1, 1)
     if ctx.device == "gpu":
         return (32, 4) if ctx.quick else (64, 4)
     return (2, 2) if ctx.quick else (4, 4)
@@ -139,7 +141,7 @@ def step_macs(model, images, batch, time_steps) -> dict:
 
 def gemm_rates(ctx) -> dict:
     """Float32 matmul rates (FLOP/s) of a square product: the array module's, and torch's."""
-    size = 8192 if ctx.device == "gpu" else (1024 if ctx.quick else 2048)
+    size = 256 if ctx.smoke else 8192 if ctx.device == "gpu" else (1024 if ctx.quick else 2048)
     rng = backend.rng(2, ctx.device)
     a = rng.standard_normal((size, size), dtype=ctx.xp.float32)
     b = rng.standard_normal((size, size), dtype=ctx.xp.float32)
@@ -296,7 +298,7 @@ def memory_probe(side: str, batch: int, time_steps: int) -> None:
 
     from bench.run import Context
 
-    ctx = Context("cpu", quick=True)
+    ctx = Context("cpu", "quick")
     baseline = _rss_bytes("VmRSS")
     if side == "gee_ref":
         pair = Pair(ctx, batch, time_steps, with_torch=False)
@@ -373,6 +375,8 @@ def _cpu_peaks(ctx):
 
 def stack_size(ctx):
     """(T, N, C, H=W) of the stack for this device and size mode."""
+    if ctx.smoke:
+        return (2, 1, 8, 8)
     if ctx.device == "gpu":
         return (4, 16, 128, 32) if ctx.quick else (4, 64, 128, 32)
     return (2, 2, 128, 32) if ctx.quick else (4, 8, 128, 32)

@@ -1,6 +1,6 @@
 """``python -m bench``: gee_ref's benchmarks, each beside its reference, in one process.
 
-    python -m bench --device cpu|gpu [--quick] [--only NAME[,NAME...]] [--out DIR]
+    python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--out DIR]
 
 Every benchmark (``BENCHMARKS``) times gee_ref and its reference (PyTorch eager, pycma, or
 gee_ref's own one-by-one path) in the same process, so that every ratio compares two numbers
@@ -8,9 +8,11 @@ taken on the same machine at the same time. Timing: ``warmup`` untimed runs, the
 timed runs, each fenced by a device synchronisation (``backend.synchronize`` for CuPy,
 ``torch.cuda.synchronize`` for PyTorch); the figure is the median.
 
-Results go to ``DIR/<device>-<date>[-quick].json`` (the whole record: device, versions,
-settings, every measurement with its runs), ``DIR/<device>-<date>[-quick].md`` (the table,
-each target with its measured ratio and met/missed) and ``DIR/latest-<device>.md``.
+Sizes: full by default, ``--quick`` for minutes on a 2-core CPU, ``--smoke`` tiny (for the
+test suite; its numbers mean nothing). Results go to ``DIR/<device>-<date>[-<size>].json``
+(the whole record: device, versions, settings, every measurement with its runs), the same
+name with ``.md`` (the table, each target with its measured ratio and met/missed) and a copy
+``DIR/latest-<device>.md``.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from gee_ref import backend
 from gee_ref.cli_errors import ArgumentParser, run_main
 
 SCHEMA = "gee_ref-bench/1"
+SIZES = ("smoke", "quick", "full")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROW_KEYS = ("benchmark", "name", "config", "unit", "gee_ref", "gee_ref_runs", "reference_name",
             "reference", "ratio", "target", "status", "note", "extra")
@@ -40,22 +43,33 @@ ROW_KEYS = ("benchmark", "name", "config", "unit", "gee_ref", "gee_ref_runs", "r
 class Context:
     """What every benchmark needs: device, array module, size mode, PyTorch, timing settings."""
 
-    def __init__(self, device: str, quick: bool):
-        self.device, self.quick = device, quick
+    def __init__(self, device: str, size: str = "full"):
+        if size not in SIZES:
+            raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
+        self.device, self.size = device, size
+        self.quick = size != "full"   # quick and smoke
+        self.smoke = size == "smoke"
         self.xp = backend.xp_for(device)  # DeviceUnavailableError for a GPU that is not there
-        self.torch = _import_torch(device)
         self.torch_device = "cuda" if device == "gpu" else "cpu"
         self.threads = blas_threads()
-        if self.torch is not None and device == "cpu":
-            self.torch.set_num_threads(self.threads)  # the same cores NumPy's BLAS uses
-        self.warmup = 1 if quick else (3 if device == "gpu" else 2)
-        self.repeats = 3 if quick else (10 if device == "gpu" else 5)
+        self._torch = None
+        self.warmup = 1 if self.quick else (3 if device == "gpu" else 2)
+        self.repeats = {"smoke": 2, "quick": 3}.get(size, 10 if device == "gpu" else 5)
+
+    @property
+    def torch(self):
+        """torch (imported on first use: a second or two), or None when absent or blind to CUDA."""
+        if self._torch is None:
+            self._torch = _import_torch(self.device) or False
+            if self._torch and self.device == "cpu":
+                self._torch.set_num_threads(self.threads)  # the same cores NumPy's BLAS uses
+        return self._torch or None
 
     def synchronize(self) -> None:
         """Wait for queued GPU work of CuPy and of PyTorch (no-op on the CPU)."""
         backend.synchronize(self.xp)
-        if self.torch is not None and self.torch_device == "cuda":
-            self.torch.cuda.synchronize()
+        if self._torch and self.torch_device == "cuda":
+            self._torch.cuda.synchronize()
 
     def time_one(self, fn) -> float:
         """Wall time in ms of one call of fn, fenced by device synchronisations."""
@@ -105,6 +119,15 @@ def blas_threads() -> int:
         pass
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _load_average():
+    """The 1-minute load average (other processes compete for the cores), or None."""
+    import os
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def median(runs):
@@ -184,18 +207,22 @@ def device_description(ctx: Context) -> dict:
 
 
 def versions() -> dict:
-    found = {"python": platform.python_version(), "numpy": numpy.__version__}
-    for name in ("cupy", "torch", "cma", "scipy"):
-        try:
-            found[name] = __import__(name).__version__
-        except Exception:  # absent, or a GPU library that fails to load
-            found[name] = None
-    try:
-        from importlib.metadata import version
-        found["gee_ref"] = version("gee_ref")
-    except Exception:
-        found["gee_ref"] = None
-    return found
+    """Versions of the libraries the figures depend on (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(*distributions):
+        for name in distributions:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                continue
+        return None
+
+    cupy = sys.modules.get("cupy")
+    return {"python": platform.python_version(), "numpy": numpy.__version__,
+            "cupy": getattr(cupy, "__version__", None) or installed("cupy", "cupy-cuda12x", "cupy-cuda11x"),
+            "torch": installed("torch"), "cma": installed("cma"), "scipy": installed("scipy"),
+            "gee_ref": installed("gee_ref")}
 
 
 # ------------------------------------------------------------------------- the benchmarks
@@ -264,9 +291,10 @@ def _config_text(config):
 def markdown(record: dict) -> str:
     d, v = record["device"], record["versions"]
     lines = [f"# gee_ref benchmarks: {d['name']} ({d['kind']})", "",
-             f"{record['created']}; {'quick' if record['settings']['quick'] else 'full'} sizes; "
+             f"{record['created']}; {record['settings']['size']} sizes; "
              f"warm-up {record['settings']['warmup']}, median of {record['settings']['repeats']} runs; "
-             f"BLAS threads {d['blas_threads']}.", "",
+             f"BLAS threads {d['blas_threads']}; 1-minute load average {record['load_average']['before']} "
+             f"before, {record['load_average']['after']} after (other processes on the machine).", "",
              "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val), "",
              "Ratio = gee_ref / reference (time or memory: lower is better), except where the note says "
              "otherwise.", "",
@@ -290,7 +318,7 @@ def missing_figures(ctx: Context, rows) -> list:
     if ctx.device == "cpu":
         notes.append("every GPU figure (CuPy beside PyTorch CUDA at batch 64, TF32, GPU peak memory, "
                      "CMA-ES on CuPy, the H100 targets): run `python -m bench --device gpu` on a GPU")
-    if ctx.torch is None:
+    if any(r["reference_name"] is None and "torch not installed" in r["note"] for r in rows):
         notes.append("PyTorch columns: torch is not installed (pip install torch)")
     for r in rows:
         if r["status"] in ("not measured", "error") or r["status"].startswith("skipped"):
@@ -300,7 +328,8 @@ def missing_figures(ctx: Context, rows) -> list:
 
 def write_results(record: dict, out_dir: Path) -> tuple:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{record['device']['kind']}-{record['created'][:10]}" + ("-quick" if record["settings"]["quick"] else "")
+    size = record["settings"]["size"]
+    stem = f"{record['device']['kind']}-{record['created'][:10]}" + ("" if size == "full" else f"-{size}")
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(json.dumps(record, indent=1) + "\n")
     md_path.write_text(markdown(record))
@@ -312,7 +341,9 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m bench",
                             description="Benchmark gee_ref against PyTorch eager and pycma, side by side.")
     parser.add_argument("--device", choices=backend.DEVICES, default="cpu")
-    parser.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
+    sizes.add_argument("--smoke", action="store_true", help="tiny sizes for the test suite (numbers meaningless)")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the result files")
     return parser
@@ -321,8 +352,9 @@ def build_parser() -> ArgumentParser:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     names = parse_only(args.only)
-    ctx = Context(args.device, args.quick)
+    ctx = Context(args.device, "smoke" if args.smoke else "quick" if args.quick else "full")
     started = time.perf_counter()
+    load_before = _load_average()
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_benchmarks(ctx, names, log)
     record = {
@@ -330,7 +362,9 @@ def main(argv=None):
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "device": device_description(ctx),
         "versions": versions(),
-        "settings": {"quick": ctx.quick, "only": names, "warmup": ctx.warmup, "repeats": ctx.repeats},
+        "settings": {"size": ctx.size, "quick": ctx.quick, "only": names, "warmup": ctx.warmup,
+                     "repeats": ctx.repeats},
+        "load_average": {"before": load_before, "after": _load_average()},
         "results": rows,
         "missing": missing_figures(ctx, rows),
         "seconds": time.perf_counter() - started,

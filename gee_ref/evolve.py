@@ -86,6 +86,9 @@ EVOLVE_DEFAULTS = {
     "large": {"generations": 5, "popsize": 10, "eval_steps": None, "eval_epochs": 1,
               "final_epochs": 100},
 }
+# eq. 16's constants (reconstruction: the paper gives no values). R_T and R_S both lie in
+# [0, 1], so equal unit weights let each move F by at most lambda(gen).
+DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 1.0
 DIGITS_NET_GENES = 16  # g of the digits net (n = 4 + 256); other architectures: their own default
 COMMON_DEFAULTS = {"arch": "digits", "eval_lr": 0.1, "val_fraction": 0.2, "sigma0": 0.1}
 
@@ -119,9 +122,9 @@ def build_parser() -> ArgumentParser:
     add("--val-fraction", dest="val_fraction", type=float, default=COMMON_DEFAULTS["val_fraction"],
         help="fraction of the training split held out to score individuals")
     add("--time-steps", dest="time_steps", type=int, default=4)
-    add("--alpha", type=float, default=None, help="weight of R_T in eq. 16")
-    add("--beta", type=float, default=None, help="weight of R_S in eq. 16")
-    add("--variant", default="ste", choices=VARIANTS, help="fitness variant (paper Table 4)")
+    add("--alpha", type=float, default=None, help=f"weight of R_T in eq. 16 (default {DEFAULT_ALPHA})")
+    add("--beta", type=float, default=None, help=f"weight of R_S in eq. 16 (default {DEFAULT_BETA})")
+    add("--variant", default="ste", choices=list(VARIANTS), help="fitness variant (paper Table 4)")
     add("--sigma0", type=float, default=COMMON_DEFAULTS["sigma0"], help="CMA-ES initial step size")
     add("--cmaes", default="auto", choices=CMAES_MODES,
         help=f"full or separable covariance; auto: diagonal above n = {AUTO_DIAGONAL_ABOVE}")
@@ -173,8 +176,8 @@ def resolve_config(args, image_shape, classes) -> dict:
     else:
         eval_steps, eval_epochs = args.eval_steps, args.eval_epochs
     batch_size = DATASET_DEFAULTS[kind]["batch_size"] if args.batch_size is None else args.batch_size
-    alpha = fitness.DEFAULT_ALPHA if args.alpha is None else args.alpha
-    beta = fitness.DEFAULT_BETA if args.beta is None else args.beta
+    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    beta = DEFAULT_BETA if args.beta is None else args.beta
     config = {
         "format": RUN_FORMAT, "arch": args.arch, "genes": genes,
         "data": str(Path(args.data).resolve()) if args.data else None,
@@ -423,6 +426,7 @@ class Evolution:
         f = numpy.array([r["fitness"] if not r["nonfinite"] else math.nan for r in results])
         self.es.tell(X, f)
         self._update_best(results, X_host, generation)
+        self.nonfinite_total += sum(1 for r in results if r["nonfinite"])
         self.generation = generation + 1
         stop = self.es.stop()
         self.stopped = dict(stop) if stop else None
@@ -457,8 +461,6 @@ class Evolution:
         L = self.start.num_layers
         finite = [r for r in results if not r["nonfinite"]]
         gen_best = min(finite, key=lambda r: r["fitness"]) if finite else None
-        nonfinite = len(results) - len(finite)
-        self.nonfinite_total += nonfinite
         mean = numpy.asarray(backend.to_host(self.es.mean))
         return {
             "generation": generation,
@@ -475,7 +477,7 @@ class Evolution:
             "sigmas_best": None if gen_best is None else numpy.exp(X_host[gen_best["index"], :L]).tolist(),
             "cma_sigma": float(self.es.sigma),
             "condition_number": float(self.es.condition_number),
-            "nonfinite": nonfinite,
+            "nonfinite": len(results) - len(finite),
             "nonfinite_total": self.nonfinite_total,
             "best_so_far": None if self.best is None else {
                 k: self.best[k] for k in ("generation", "index", "loss", "fitness", "accuracy")},

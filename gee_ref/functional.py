@@ -12,7 +12,8 @@ from gee_ref.ops import (add as _add, avg_pool2d as _avg_pool2d, batch_norm as _
                          genetic_conv2d as _genetic_conv2d, genetic_linear as _genetic_linear,
                          global_avg_pool2d as _global_avg_pool2d, lif as _lif, linear as _linear,
                          max_pool2d as _max_pool2d, mean as _mean, mean_over_time as _mean_over_time,
-                         mse as _mse, mul as _mul, reshape as _reshape, sum as _sum)
+                         mse as _mse, mul as _mul, repeat_time as _repeat_time, reshape as _reshape,
+                         sum as _sum)
 
 
 def conv2d(x, w, stride=1, padding=0):
@@ -95,6 +96,11 @@ def mean(x):
 def mean_over_time(x):
     """The readout: [T, N, ...] -> [N, ...], the mean over time steps."""
     return apply(_mean_over_time, x)
+
+
+def repeat_time(x, time_steps):
+    """Direct encoding: [N, ...] -> [T*N, ...], the same input at every time step."""
+    return apply(_repeat_time, x, time_steps=time_steps)
 
 
 def cross_entropy(logits, labels):

@@ -3,8 +3,9 @@ evolution's fitness (DESIGN.md section 5).
 
 * ``train_steps``: mini-batch gradient descent on the cross-entropy of the spiking readout
   (DESIGN.md section 3: mean over t of the last layer, then cross-entropy), for a number of
-  epochs or of steps, with an optional learning-rate schedule. It stops at the first loss
-  that is NaN or infinite and says so (the evolution ranks such an individual last).
+  epochs or of steps, with an optional learning-rate schedule. It stops before the first
+  update whose loss or gradient is NaN or infinite and says so (the evolution ranks such an
+  individual last).
 * ``evaluate``: loss and accuracy without gradients; optionally Gaussian input noise whose
   norm is a fraction of each input's norm (paper section 4.2), and optionally the spike
   statistics of every LIF layer, accumulated batch by batch (``SpikeStatistics``) so that
@@ -25,24 +26,6 @@ import numpy
 from gee_ref import autograd, backend
 from gee_ref import functional as F
 from gee_ref.optim import SGD, AdamW
-
-
-# ---------------------------------------------------------------------------- model hooks
-
-def spiking_layers(model) -> list:
-    """The model's LIF modules, in forward order (each keeps ``last_spikes`` when recording)."""
-    return list(model.lif_layers())
-
-
-def weight_layers(model) -> list:
-    """The model's conv and linear layers (dense or genetic), in forward order."""
-    return list(model.weight_layers())
-
-
-def layer_macs(layer) -> float:
-    """Dense-equivalent multiply-accumulates per sample and time step of one weight layer,
-    at the input size of its last recorded forward."""
-    return float(layer.last_macs_per_sample)
 
 
 # ---------------------------------------------------------------------------- training
@@ -243,11 +226,11 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
     if record:
         model.record(True)
     statistics = SpikeStatistics()
-    kept = None
-    lif_layers = spiking_layers(model) if record else []
+    lif_layers = model.lif_layers() if record else []
+    kept = [[] for _ in lif_layers]  # host spike arrays per layer, with keep_spikes
     module_names = {id(m): name for name, m in model.named_modules()}
     names = [module_names.get(id(m)) or f"lif{i}" for i, m in enumerate(lif_layers)]
-    layers = weight_layers(model) if record else []
+    layers = model.weight_layers() if record else []
     rate_sums = [0.0] * len(layers)
     loss_sum, correct, seen = 0.0, 0, 0
     started = time.perf_counter()
@@ -270,8 +253,8 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
                     for i, layer in enumerate(layers):
                         rate_sums[i] += float(backend.to_host(layer.last_input_rate)) * n
                     if keep_spikes:
-                        hosted = [backend.to_host(t) for t in trains]
-                        kept = [[h] for h in hosted] if kept is None else [k + [h] for k, h in zip(kept, hosted)]
+                        for pieces, train in zip(kept, trains):
+                            pieces.append(backend.to_host(train))
         seconds = time.perf_counter() - started
     finally:
         if record:
@@ -289,7 +272,7 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
             "temporal_difference": statistics.temporal_difference(),
             "temporal_difference_by_layer": statistics.temporal_difference_by_layer(),
             "input_rates": [r / seen for r in rate_sums],
-            "macs": [layer_macs(layer) for layer in layers],
+            "macs": [float(layer.last_macs_per_sample) for layer in layers],
         })
         if keep_spikes:
             result["spike_arrays"] = [numpy.concatenate(k, axis=1) for k in kept]

@@ -23,7 +23,6 @@ is finite is a failing row with a one-line message. Exit status 0 when every row
 from __future__ import annotations
 
 import fnmatch
-import sys
 from dataclasses import dataclass, field
 
 import numpy

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gee_ref import autograd, functional, golden, verify
+from gee_ref import autograd, backend, functional, golden, verify
 from gee_ref.golden.fileformat import checked_datasets, error_scales
 from gee_ref.golden.run import resolve
 
@@ -91,7 +91,7 @@ def test_every_functional_op_has_cases_with_several_settings(golden_file):
 
 def test_kinds_and_conventions_are_attributes(golden_file):
     cases = list(golden.read_cases(golden_file))
-    assert {c.kind for c in cases} == {"op", "network", "cmaes", "fitness"}
+    assert {c.kind for c in cases} == {"op", "network", "lowrank", "cmaes", "fitness"}
     for case in cases:
         assert case.description and "\n" not in case.description
         if case.kind == "op":
@@ -119,6 +119,9 @@ def test_networks_hold_every_parameter_and_its_gradient(golden_file):
     digits = next(c for c in networks if c.name.startswith("network/digits"))
     assert {"logits", "loss"} <= set(digits.outputs)
     assert any(c.name.endswith("projection_s2") for c in networks)
+    chained = next(c for c in networks if c.name.endswith("_chained"))
+    layers = chained.argument("layers")
+    assert any(layer.get("x_in", "").endswith(".x_out") for layer in layers)   # eq. 3 in the file
 
 
 def test_hard_lif_inputs_keep_away_from_the_threshold(golden_file):
@@ -338,4 +341,23 @@ def test_cmaes_trajectories_replay_from_the_file(golden_file, tmp_path):
         tensors.update({case.path("outputs", f"strategy/{k}"): np.float64(v) for k, v in zip(names, constants)})
         tensors[case.path("outputs", "strategy/c_m")] = np.float64(1.0)
     report = verify.verify(golden_file, write(tmp_path / "replay.h5", tensors), only="cmaes/*")
+    assert report.passed, report.table(failures_only=True)
+
+
+# ---------------------------------------------------------------- gee_ref on the GPU
+
+@pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_gee_ref_ops_on_cupy_verify_against_the_golden_file(golden_file, tmp_path):
+    """The op cases rerun on CuPy in float64 pass the float64 tolerance (another summation order)."""
+    tensors = {}
+    for case in golden.read_cases(golden_file, only="op/*"):
+        gpu = {k: backend.to_device(case.inputs[k], "gpu") for k in case.inputs}
+        leaves = {k: autograd.Tensor(gpu[k], requires_grad=True) for k in case.argument("tensor_args")}
+        arrays = {k: gpu[k] for k in case.argument("array_args")}
+        y = resolve(case.function)(**leaves, **arrays, **case.params)
+        y.backward(backend.to_device(case.upstream["y"], "gpu"))
+        tensors[case.path("outputs", "y")] = backend.to_host(y.data)
+        tensors.update({case.path("outputs", k): backend.to_host(arrays[k]) for k in case.argument("state")})
+        tensors.update({case.path("grads", k): backend.to_host(t.grad) for k, t in leaves.items()})
+    report = verify.verify(golden_file, write(tmp_path / "cupy.h5", tensors), only="op/*")
     assert report.passed, report.table(failures_only=True)

@@ -5,7 +5,7 @@ import pytest
 from gee_ref import autograd, backend, functional, gradcheck
 from gee_ref.autograd import Tensor
 from gee_ref.models import build_model
-from gee_ref.nn import (LIF, BasicBlock, BatchNorm, Conv2d, GeneBank, GeneticConv2d, GeneticLinear,
+from gee_ref.nn import (LIF, BasicBlock, Conv2d, GeneBank, GeneticConv2d, GeneticLinear,
                         LayerFactory, Linear, Module, Parameter, Sequential, kaiming_sigma,
                         repeat_time, set_soft_lif, set_time_steps, truncation_variance_factor)
 

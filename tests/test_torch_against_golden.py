@@ -1,7 +1,7 @@
 """Worked example: an independent PyTorch implementation (tests/torch_gee.py) checked against
 gee_ref's golden file with gee_ref.verify, as any other implementation would be.
 
-It runs every op, network and fitness case of the golden file (CMA-ES trajectories are not
+It runs every op, network, low-rank and fitness case of the golden file (CMA-ES trajectories are not
 a PyTorch matter), writes a candidate file and verifies it at rtol 1e-10 (float64) and, run
 in float32, at rtol 1e-5. It also shows a convention mismatch caught by the tool.
 """
@@ -13,7 +13,7 @@ import torch_gee  # noqa: E402  (needs torch)
 
 from gee_ref import golden, verify  # noqa: E402
 
-CHECKED_KINDS = ("op", "network", "fitness")
+CHECKED_KINDS = ("op", "network", "lowrank", "fitness")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,15 @@ def run_fitness(case, dtype):
     return {case.path("outputs", "fitness"): _np(value)}
 
 
-RUNNERS = {"op": run_op, "network": run_network, "fitness": run_fitness}
+def run_lowrank(case, dtype):
+    """Eq. 6-8: gee_ref's X_out G X_in^T must be the best rank-g approximation, here from torch's SVD."""
+    w = _tensor(case.inputs["w"], dtype)
+    w_g = torch_gee.best_rank_g(w, case.params["g"])
+    residual = torch.linalg.norm(w.reshape(w.shape[0], -1) - w_g)
+    return {case.path("outputs", "w_g"): _np(w_g), case.path("outputs", "residual_norm"): _np(residual)}
+
+
+RUNNERS = {"op": run_op, "network": run_network, "lowrank": run_lowrank, "fitness": run_fitness}
 
 
 def candidate(golden_path, dtype):

@@ -204,3 +204,25 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_digits, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {stderr!r}"
         assert "Traceback" not in stderr, name
         assert cases[name][1] in lines[0], f"{name}: {lines[0]}"
+
+
+def test_a_genome_sets_g_and_the_encoding_scales(tiny_digits, tmp_path, capsys):
+    from gee_ref import genome as genomes
+
+    config = {"arch": "digits", "genetic": True, "genes": 8, "num_classes": 10, "image_shape": [8, 8, 1],
+              "time_steps": 2, "seed": 0, "device": "cpu"}
+    template = genomes.starting_genome(train.build(config))
+    rng = np.random.default_rng(0)
+    chosen = template.with_vector(np.concatenate([template.log_sigmas - 0.5, rng.standard_normal(64)]))
+    path = tmp_path / "genome.h5"
+    genomes.save_genome(path, chosen)
+    run(tiny_digits, tmp_path / "run", "--epochs", "1", "--genome", str(path))
+    capsys.readouterr()
+    report = json.loads((tmp_path / "run" / train.REPORT_NAME).read_text())
+    assert report["config"]["genome"] == str(path.resolve())
+    model = train.build({**report["config"]})
+    train.start(report["config"], tmp_path / "fresh", model, chosen, resume=False, test_loader=None)
+    assert np.allclose(model.genes.G.data, chosen.G.astype(np.float32))
+    assert np.allclose([layer.sigma for layer in model.genetic_layers()], chosen.sigmas)
+    with pytest.raises(ValueError, match="genome"):
+        run(tiny_digits, tmp_path / "other", "--epochs", "1", "--genome", str(path), "--genes", "16")

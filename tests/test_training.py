@@ -22,12 +22,18 @@ def digits():
 
 @pytest.fixture(scope="module")
 def trained(digits):
-    """A small dense digits net after 32 steps, and the test loader."""
+    """A small genetic digits net (T = 2) trained for 2 epochs of 12 steps: the model, the
+    test loader, and the training data's loss and accuracy before and after."""
     x, y, xt, yt = digits
-    model = small_model(genetic=False)
-    loader = Loader(x, y, 16, seed=0)
-    training.train_steps(model, loader, training.make_optimizer(model, "sgd", lr=0.1), epochs=2)
-    return model, Loader(xt, yt, 64, shuffle=False, mean=loader.mean, std=loader.std)
+    model = small_model(time_steps=2)
+    loader = Loader(x[:192], y[:192], 16, seed=0)
+    measured = Loader(x[:192], y[:192], 96, shuffle=False, mean=loader.mean, std=loader.std)
+    before = training.evaluate(model, measured)
+    result = training.train_steps(model, loader, training.make_optimizer(model, "sgd", lr=0.1), epochs=2)
+    after = training.evaluate(model, measured)
+    test_loader = Loader(xt, yt, 64, shuffle=False, mean=loader.mean, std=loader.std)
+    return {"model": model, "test_loader": test_loader, "loader": loader, "result": result,
+            "before": before, "after": after}
 
 
 def small_model(genetic=True, time_steps=4):
@@ -72,17 +78,10 @@ def random_batches(count, size=4, seed=0):
 
 # ---------------------------------------------------------------------------- training
 
-def test_short_digits_training_lowers_the_loss(digits):
-    x, y, _, _ = digits
-    model = small_model(time_steps=2)
-    loader = Loader(x[:192], y[:192], 16, seed=0)
-    measured = Loader(x[:192], y[:192], 96, shuffle=False, mean=loader.mean, std=loader.std)
-    before = training.evaluate(model, measured)
-    optimizer = training.make_optimizer(model, "sgd", lr=0.1)
-    result = training.train_steps(model, loader, optimizer, epochs=2)
-    after = training.evaluate(model, measured)
-    assert result["steps"] == 2 * len(loader) and not result["nonfinite"]
-    assert loader.epoch == 2
+def test_short_digits_training_lowers_the_loss(trained):
+    result, before, after = trained["result"], trained["before"], trained["after"]
+    assert result["steps"] == 2 * len(trained["loader"]) == 24 and not result["nonfinite"]
+    assert trained["loader"].epoch == 2
     assert after["loss"] < 0.8 * before["loss"]
     assert after["accuracy"] > before["accuracy"] + 0.2
 
@@ -206,9 +205,9 @@ def test_evaluate_records_consistent_statistics(digits):
 
 
 def test_noise_of_ratio_zero_changes_nothing_and_noise_is_seeded(trained):
-    model, loader = trained
+    model, loader = trained["model"], trained["test_loader"]
     clean = training.evaluate(model, loader)
-    assert clean["accuracy"] > 0.5
+    assert clean["accuracy"] > 0.3  # well above chance (0.1): the input matters
     assert training.evaluate(model, loader, noise_ratio=0.0)["loss"] == clean["loss"]
     first = training.evaluate(model, loader, noise_ratio=0.5, rng=backend.rng(3))
     second = training.evaluate(model, loader, noise_ratio=0.5, rng=backend.rng(3))
@@ -218,8 +217,8 @@ def test_noise_of_ratio_zero_changes_nothing_and_noise_is_seeded(trained):
 # ---------------------------------------------------------------------------- measure
 
 def test_measure_model_and_parameter_counts(trained):
-    model, loader = trained
-    measured = measure.measure_model(model, loader, time_steps=4)
+    model, loader = trained["model"], trained["test_loader"]
+    measured = measure.measure_model(model, loader, time_steps=2)
     for key in ("test_accuracy", "test_loss", "spikes_per_sample", "firing_rates", "temporal_difference",
                 "energy", "noise", "inference_images_per_second"):
         assert key in measured

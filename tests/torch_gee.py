@@ -165,6 +165,12 @@ def repeat_time(x, time_steps):
     return x.unsqueeze(0).expand((time_steps,) + tuple(x.shape)).reshape((time_steps * x.shape[0],) + x.shape[1:])
 
 
+def best_rank_g(w, g):
+    """Eq. 6-7: the best rank-g approximation U_g S_g V_g^T of w (flattened to [C_out, fan_in])."""
+    u, s, vh = torch.linalg.svd(w.reshape(w.shape[0], -1), full_matrices=False)
+    return (u[:, :g] * s[:g]) @ vh[:g]
+
+
 # ---------------------------------------------------------------- fitness terms (eq. 13-16)
 
 def temporal_difference(spikes):
@@ -228,7 +234,8 @@ def genetic_basic_block(x, p, buffers, stride, time_steps, training=True):
 def layered_network(x, layers, p, buffers, training=True):
     """A spiking network given as a list of layer records (the golden file's ``layers``).
 
-    Returns (logits, spikes by LIF layer name). Genetic layers read ``genes.G``.
+    Returns (logits, spikes by LIF layer name). Genetic layers read ``genes.G``; a chained
+    genetic Linear layer (eq. 3) reads the parameter its record names as ``x_in``.
     """
     spikes, time_steps = {}, None
     for layer in layers:
@@ -239,7 +246,8 @@ def layered_network(x, layers, p, buffers, training=True):
         elif kind == "conv2d":
             x = conv2d(x, p[f"{name}.w"], layer["stride"], layer["padding"])
         elif kind == "genetic_linear":
-            x = genetic_linear(x, p[f"{name}.x_out"], p["genes.G"], p[f"{name}.x_in"], p.get(f"{name}.b"))
+            x_in = p[layer.get("x_in", f"{name}.x_in")]  # eq. 3: possibly the previous layer's X_out
+            x = genetic_linear(x, p[f"{name}.x_out"], p["genes.G"], x_in, p.get(f"{name}.b"))
         elif kind == "linear":
             x = linear(x, p[f"{name}.w"], p.get(f"{name}.b"))
         elif kind == "batch_norm":

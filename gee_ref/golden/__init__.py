@@ -9,6 +9,7 @@ The cases (each a group of the HDF5 file, see ``fileformat``):
   inputs, parameters, the output, an upstream gradient and the input gradients;
 * ``network/...``: the digits net and genetic ResNet basic blocks over T steps
   (``network_cases``): inputs, every parameter by name, outputs, loss, every gradient;
+* ``lowrank/...``: a dense weight compressed to genetic form, eq. 6-8 (``lowrank_cases``);
 * ``cmaes/...``: 10-generation CMA-ES trajectories driven by stored N(0, I) samples
   (``cmaes_cases``);
 * ``fitness/...``: R_T, R_S and the dynamic fitness, eq. 13-16 (``fitness_cases``).
@@ -35,9 +36,10 @@ def case_builders() -> dict:
     """Every case name -> its builder ``(name, rng) -> Case``, in file order."""
     from gee_ref.golden.cmaes_cases import CMAES_CASES
     from gee_ref.golden.fitness_cases import FITNESS_CASES
+    from gee_ref.golden.lowrank_cases import LOWRANK_CASES
     from gee_ref.golden.network_cases import NETWORK_CASES
     from gee_ref.golden.op_cases import OP_CASES
-    return {**OP_CASES, **NETWORK_CASES, **CMAES_CASES, **FITNESS_CASES}
+    return {**OP_CASES, **NETWORK_CASES, **LOWRANK_CASES, **CMAES_CASES, **FITNESS_CASES}
 
 
 def build_cases(seed: int = DEFAULT_SEED, only=None) -> list:

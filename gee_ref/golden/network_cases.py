@@ -44,7 +44,8 @@ def describe_layers(model) -> list:
     """The forward of a SpikingNetwork as a list of layer records (machine-readable, JSON-ready).
 
     ``[stem layers..., repeat_time, body layers..., mean_over_time]``; each record names the
-    module (its parameters are ``<name>.<parameter>``) and its settings.
+    module (its parameters are ``<name>.<parameter>``) and its settings; a genetic Linear layer
+    whose X_in is chained (eq. 3) names the parameter it reads as ``x_in``.
     """
     from gee_ref.nn import (LIF, AvgPool2d, BatchNorm, Conv2d, Flatten, GeneticConv2d, GeneticLinear,
                             GlobalAvgPool2d, Linear, MaxPool2d, Sequential)
@@ -56,7 +57,10 @@ def describe_layers(model) -> list:
         if isinstance(m, Conv2d):
             return {"name": name, "type": "conv2d", "stride": list(m.stride), "padding": list(m.padding)}
         if isinstance(m, GeneticLinear):
-            return {"name": name, "type": "genetic_linear", "bias": m.b is not None}
+            record = {"name": name, "type": "genetic_linear", "bias": m.b is not None}
+            if not m.owns_x_in:  # eq. 3: X_in is the previous genetic layer's X_out
+                record["x_in"] = f"{names[id(m.x_in_source)]}.x_out"
+            return record
         if isinstance(m, Linear):
             return {"name": name, "type": "linear", "bias": m.b is not None}
         if isinstance(m, BatchNorm):
@@ -75,6 +79,8 @@ def describe_layers(model) -> list:
         if isinstance(m, Flatten):
             return {"name": name, "type": "flatten"}
         raise ValueError(f"describe_layers: no record for {type(m).__name__} ({name})")
+
+    names = {id(m): n for n, m in model.named_modules()}
 
     def walk(prefix, sequential):
         if not isinstance(sequential, Sequential):
@@ -179,17 +185,23 @@ def _draw_until_margin(build, draw_inputs, run, rng):
     raise RuntimeError(f"no draw in {MAX_DRAWS} kept every LIF membrane {NETWORK_MARGIN} from threshold")
 
 
-def digits_case(name, rng) -> Case:
+def digits_case(share_encodings: bool):
+    def build_case(name, rng) -> Case:
+        return _digits_case(name, rng, share_encodings)
+    return build_case
+
+
+def _digits_case(name, rng, share_encodings) -> Case:
     """The digits net (every layer genetic, one shared G), a training-mode forward and backward."""
     from gee_ref.models import build_model
 
-    cfg = DIGITS_CONFIG
+    cfg = {**DIGITS_CONFIG, "share_encodings": share_encodings}
     n, size = cfg["batch"], cfg["image_size"]
 
     def build():
         model = build_model("digits", genes=cfg["genes"], channels=tuple(cfg["channels"]), hidden=cfg["hidden"],
                             num_classes=cfg["num_classes"], in_channels=cfg["in_channels"], image_size=size,
-                            time_steps=cfg["time_steps"], dtype=numpy.float64)
+                            time_steps=cfg["time_steps"], share_encodings=share_encodings, dtype=numpy.float64)
         return model, model.genes
 
     def draw_inputs():
@@ -207,7 +219,8 @@ def digits_case(name, rng) -> Case:
     outputs.update({f"spikes/{k}": v for k, v in _lif_spikes(model).items()})
     return Case(
         name=name, kind="network", function="gee_ref.models.build_model",
-        description=f"digits net, genetic g={cfg['genes']}, T={cfg['time_steps']}, batch {n}, "
+        description=f"digits net, genetic g={cfg['genes']}{', chained encodings (eq. 3)' if share_encodings else ''}, "
+                    f"T={cfg['time_steps']}, batch {n}, "
                     f"{size}x{size} images: logits, loss and every parameter gradient",
         params=dict(cfg), conventions={**conv.network(cfg["time_steps"], conv.lif(), conv.batch_norm()),
                                        "architecture": repr(model), "lif_threshold_margin": margin},
@@ -263,5 +276,6 @@ def block_case(config):
     return build_case
 
 
-NETWORK_CASES = {"network/digits/genetic_g3_T3": digits_case,
+NETWORK_CASES = {"network/digits/genetic_g3_T3": digits_case(False),
+                 "network/digits/genetic_g3_T3_chained": digits_case(True),
                  **{name: block_case(cfg) for name, cfg in BLOCK_CONFIGS.items()}}

@@ -71,7 +71,7 @@ def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_c
     time_steps = _positive_int(time_steps, "time_steps")
     scope = spec.scope if scope is None else scope
     resolve_scope(scope)
-    xp_device = backend.xp_for(device)  # refuse an unavailable device before building  # noqa: F841
+    backend.xp_for(device)  # refuse an unknown or unavailable device before building
     gene_bank = GeneBank(genes, dtype=dtype) if genetic else None
     factory = LayerFactory(gene_bank, scope=scope, share_encodings=share_encodings,
                            rng=backend.rng(seed), dtype=dtype)

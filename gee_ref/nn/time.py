@@ -6,13 +6,7 @@ These helpers move between the two on the autograd tape.
 from __future__ import annotations
 
 from gee_ref import functional
-from gee_ref.autograd import apply
-from gee_ref.ops import repeat_time as _repeat_time
-
-
-def repeat_time(x, time_steps: int):
-    """Direct encoding: x [N, ...] -> [T*N, ...], the same x at every step (sums in backward)."""
-    return apply(_repeat_time, x, time_steps=time_steps)
+from gee_ref.functional import repeat_time  # noqa: F401 - re-exported for the layers
 
 
 def split_time(x, time_steps: int):

@@ -1,0 +1,116 @@
+"""The spatio-temporal dynamic fitness of GEE (paper eqs. 13-16, reconstruction).
+
+The paper's extracted text lost the symbols of these equations; DESIGN.md Sec. 4 fixes our
+reading, and each function below says which equation it reconstructs.
+
+- eq. 13, temporal difference R_T: how much the spikes of each layer change from one time
+  step to the next, averaged over layers, samples, neurons and time; in [0, 1] for spikes in
+  {0, 1} (1 = every neuron flips at every step, 0 = constant spike trains).
+- eqs. 14-15, spatial entropy R_S: the Shannon entropy of the gene interaction matrix G read
+  as a probability distribution P = |G| / sum |G|, divided by its maximum log(g^2); in [0, 1].
+- eq. 16, dynamic fitness (minimised): F = L_cls - lambda(gen) (alpha R_T + beta R_S) with
+  lambda(gen) = 1 / (1 + gen): the regularisers reward rich spike dynamics and an informative
+  G early in the evolution and fade out later.
+- paper Table 4: the ablation variants as weights (alpha, beta) and whether to evolve at all.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy
+
+from gee_ref import backend
+
+
+def temporal_difference(spike_list) -> float:
+    """R_T (eq. 13): mean over layers of mean_{n,i} 1/(T-1) sum_t |S_{t+1} - S_t|.
+
+    ``spike_list`` holds one time-major array [T, N, ...] per spiking layer. A layer with T = 1
+    has no time difference: its R_T is defined as 0.0.
+    """
+    if isinstance(spike_list, (str, bytes)) or not hasattr(spike_list, "__len__") or len(spike_list) == 0:
+        raise ValueError("spike_list must be a non-empty list of [T, N, ...] spike arrays")
+    per_layer = []
+    for index, spikes in enumerate(spike_list):
+        if getattr(spikes, "ndim", 0) < 2 or spikes.size == 0:
+            raise ValueError(f"spike_list[{index}] must be a non-empty [T, N, ...] array, "
+                             f"got shape {getattr(spikes, 'shape', None)}")
+        if spikes.shape[0] == 1:
+            per_layer.append(0.0)
+            continue
+        xp = backend.get_array_module(spikes)
+        if spikes.dtype.kind in "bui":  # boolean or integer spikes: difference in floats
+            spikes = spikes.astype(xp.float32)
+        changes = xp.abs(spikes[1:] - spikes[:-1])  # |S_{t+1} - S_t|, [T-1, N, ...]
+        # the mean over (t, n, i) is 1/(T-1) sum_t, then mean over n and i
+        per_layer.append(float(xp.mean(changes, dtype=xp.float64)))
+    return sum(per_layer) / len(per_layer)
+
+
+def spatial_entropy(G) -> float:
+    """R_S (eqs. 14-15): -sum P log P / log(g^2) with P = |G| / sum |G| (eq. 14).
+
+    0 log 0 is taken as 0. Defined as 0.0 when g = 1 (log(g^2) = 0) and when G is all zeros
+    (no distribution). The result is clipped to [0, 1] against rounding only.
+    """
+    if getattr(G, "ndim", None) != 2 or G.shape[0] != G.shape[1] or G.shape[0] < 1:
+        raise ValueError(f"G must be a square [g, g] array, got shape {getattr(G, 'shape', None)}")
+    xp = backend.get_array_module(G)
+    magnitude = xp.abs(G.astype(xp.float64))
+    total = float(magnitude.sum())
+    if not math.isfinite(total):
+        raise ValueError("G contains NaN or inf")
+    if G.size == 1 or total == 0.0:
+        return 0.0
+    P = magnitude / total  # (14)
+    plogp = P * xp.log(xp.where(P > 0, P, 1.0))  # 0 log 0 = 0
+    entropy = -float(plogp.sum()) / math.log(G.size)  # (15), normalised by log(g^2)
+    return min(max(entropy, 0.0), 1.0)
+
+
+def dynamic_lambda(generation: int) -> float:
+    """lambda(gen) = 1 / (1 + gen), the fading weight of the regularisers (eq. 16)."""
+    if isinstance(generation, bool) or not isinstance(generation, (int, numpy.integer)) or generation < 0:
+        raise ValueError(f"generation must be an integer >= 0, got {generation!r}")
+    return 1.0 / (1.0 + int(generation))
+
+
+def dynamic_fitness(loss, r_t, r_s, generation: int, alpha: float, beta: float) -> float:
+    """F = L_cls - lambda(gen) (alpha R_T + beta R_S) (eq. 16), to be minimised.
+
+    A NaN or infinite loss or regulariser gives +inf, so that CMA-ES ranks the individual last.
+    """
+    weight = dynamic_lambda(generation)
+    values = [float(loss), float(r_t), float(r_s)]
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    loss, r_t, r_s = values
+    return loss - weight * (alpha * r_t + beta * r_s)
+
+
+class Variant(NamedTuple):
+    """One row of the paper's Table 4 ablation."""
+    uses_r_t: bool
+    uses_r_s: bool
+    evolve: bool
+    description: str
+
+
+VARIANTS = {
+    "random": Variant(False, False, False, "no evolution: the initial genotype, trained"),
+    "baseline": Variant(False, False, True, "evolved with the loss L_cls only"),
+    "rt": Variant(True, False, True, "baseline + temporal difference R_T"),
+    "rs": Variant(False, True, True, "baseline + spatial entropy R_S"),
+    "ste": Variant(True, True, True, "STE: baseline + R_T + R_S"),
+}
+
+
+def variant_weights(variant: str, alpha: float, beta: float):
+    """(alpha_eff, beta_eff, evolve) of an ablation variant of Table 4."""
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ValueError(f"unknown fitness variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    spec = VARIANTS[variant]
+    return (float(alpha) if spec.uses_r_t else 0.0,
+            float(beta) if spec.uses_r_s else 0.0,
+            spec.evolve)

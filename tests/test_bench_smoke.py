@@ -1,0 +1,43 @@
+"""Smoke test of ``python -m bench``: the smallest benchmark at --smoke size, and the schema
+of the files it writes (no timing thresholds: the numbers depend on the machine)."""
+import json
+import statistics
+
+import numpy
+import pytest
+
+from bench import run
+
+
+def test_smallest_benchmark_writes_json_and_markdown(tmp_path, capsys):
+    status = run.main(["--device", "cpu", "--smoke", "--only", "cmaes", "--out", str(tmp_path)])
+    assert status == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    json_files = [name for name in written if name.endswith("-smoke.json")]
+    assert len(json_files) == 1 and json_files[0].startswith("cpu-")
+    assert json_files[0].replace(".json", ".md") in written and "latest-cpu.md" in written
+
+    record = json.loads((tmp_path / json_files[0]).read_text())
+    assert record["schema"] == run.SCHEMA
+    assert record["device"]["kind"] == "cpu" and record["device"]["name"]
+    assert record["versions"]["numpy"] == numpy.__version__
+    assert record["settings"]["size"] == "smoke" and record["settings"]["only"] == ["cmaes"]
+    rows = record["results"]
+    assert [r["name"] for r in rows] == ["cmaes/numpy/n=10"]
+    row = rows[0]
+    assert tuple(row) == run.ROW_KEYS
+    assert row["unit"] == "ms" and row["config"]["n"] == 10 and row["config"]["lambda"] == 10
+    assert len(row["gee_ref_runs"]) == record["settings"]["repeats"]
+    assert row["gee_ref"] == pytest.approx(statistics.median(row["gee_ref_runs"]))
+    assert row["gee_ref"] > 0
+    if row["reference"] is not None:  # pycma installed
+        assert row["ratio"] == pytest.approx(row["gee_ref"] / row["reference"])
+        assert row["status"] in ("met", "missed")
+    else:
+        assert row["ratio"] is None and row["status"] == "no reference"
+
+    table = (tmp_path / "latest-cpu.md").read_text()
+    assert "| cmaes/numpy/n=10 |" in table and "NumPy <= pycma" in table
+
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        run.parse_only("cmaes,warp-drive")

@@ -1,0 +1,160 @@
+"""Tests of gee_ref.fitness: R_T (eq. 13), R_S (eqs. 14-15), the dynamic fitness (eq. 16), Table 4."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from gee_ref import backend
+from gee_ref.fitness import (VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy,
+                             temporal_difference, variant_weights)
+
+requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+
+
+# ---------------------------------------------------------------- R_T, eq. 13
+def test_temporal_difference_alternating_spikes_is_one():
+    spikes = np.zeros((6, 3, 4), dtype=np.float32)
+    spikes[0::2] = 1.0  # 1, 0, 1, 0, ... for every neuron
+    assert temporal_difference([spikes]) == 1.0
+
+
+def test_temporal_difference_constant_spikes_is_zero():
+    assert temporal_difference([np.ones((5, 2, 3, 4, 4)), np.zeros((5, 2, 7))]) == 0.0
+
+
+def test_temporal_difference_hand_computed():
+    # layer 1: one neuron, T=4, spikes 1,1,0,1: |diffs| = 0,1,1 -> 2/3
+    # layer 2: two neurons, T=2: (1,0)->(1,1): |diffs| = 0,1 -> mean 1/2
+    layer1 = np.array([1, 1, 0, 1], dtype=np.float32).reshape(4, 1, 1)
+    layer2 = np.array([[[1, 0]], [[1, 1]]], dtype=np.float32)  # [T=2, N=1, 2]
+    assert temporal_difference([layer1, layer2]) == pytest.approx((2 / 3 + 1 / 2) / 2, abs=1e-12)
+
+
+def test_temporal_difference_single_time_step_is_zero():
+    assert temporal_difference([np.ones((1, 4, 8))]) == 0.0
+
+
+def test_temporal_difference_accepts_boolean_spikes():
+    spikes = np.array([True, False, True]).reshape(3, 1, 1)
+    assert temporal_difference([spikes]) == 1.0
+
+
+@pytest.mark.parametrize("bad", [[], [np.ones(4)], [np.ones((3, 0))], "spikes"])
+def test_temporal_difference_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        temporal_difference(bad)
+
+
+@given(st.lists(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=4, max_side=5),
+                           elements=st.sampled_from([0.0, 1.0])), min_size=1, max_size=3))
+def test_temporal_difference_in_unit_interval(spike_list):
+    r_t = temporal_difference(spike_list)
+    assert 0.0 <= r_t <= 1.0
+
+
+# ---------------------------------------------------------------- R_S, eqs. 14-15
+def test_spatial_entropy_uniform_is_one():
+    g = 7
+    G = np.full((g, g), 0.3)
+    G[::2] *= -1  # signs do not matter: P uses |G|
+    assert spatial_entropy(G) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_spatial_entropy_single_entry_is_zero():
+    G = np.zeros((5, 5))
+    G[2, 3] = -4.0
+    assert spatial_entropy(G) == 0.0
+
+
+def test_spatial_entropy_hand_computed():
+    # |G| = [[1, 1], [2, 0]] -> P = [1/4, 1/4, 1/2, 0]: H = 1.5 ln 2, divided by ln 4
+    G = np.array([[1.0, -1.0], [2.0, 0.0]])
+    assert spatial_entropy(G) == pytest.approx(0.75, abs=1e-12)
+
+
+def test_spatial_entropy_degenerate_cases():
+    assert spatial_entropy(np.array([[3.0]])) == 0.0  # g = 1: log(g^2) = 0, defined as 0
+    assert spatial_entropy(np.zeros((4, 4))) == 0.0  # no distribution, defined as 0
+
+
+@pytest.mark.parametrize("bad", [np.ones(4), np.ones((2, 3)), np.ones((0, 0)), np.array([[np.nan, 1.0], [1.0, 1.0]])])
+def test_spatial_entropy_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        spatial_entropy(bad)
+
+
+@given(hnp.arrays(np.float64, st.integers(1, 8).map(lambda g: (g, g)),
+                  elements=st.floats(-1e6, 1e6, allow_nan=False)))
+def test_spatial_entropy_in_unit_interval(G):
+    r_s = spatial_entropy(G)
+    assert 0.0 <= r_s <= 1.0
+
+
+@given(st.integers(2, 6), st.integers(0, 2**32 - 1))
+def test_spatial_entropy_is_invariant_to_scale_and_permutation(g, seed):
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((g, g))
+    permuted = rng.permutation(G.ravel()).reshape(g, g)
+    assert spatial_entropy(3.5 * permuted) == pytest.approx(spatial_entropy(G), abs=1e-12)
+
+
+# ---------------------------------------------------------------- eq. 16
+def test_dynamic_lambda_decays_as_one_over_one_plus_generation():
+    assert [dynamic_lambda(g) for g in range(4)] == [1.0, 0.5, 1 / 3, 0.25]
+    assert dynamic_lambda(np.int64(9)) == 0.1
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_dynamic_lambda_rejects_bad_generation(bad):
+    with pytest.raises(ValueError):
+        dynamic_lambda(bad)
+
+
+def test_dynamic_fitness_formula():
+    # F = L - 1/(1+gen) (alpha R_T + beta R_S)
+    assert dynamic_fitness(2.0, 0.5, 0.25, 0, alpha=1.0, beta=2.0) == pytest.approx(2.0 - (0.5 + 0.5))
+    assert dynamic_fitness(2.0, 0.5, 0.25, 3, alpha=1.0, beta=2.0) == pytest.approx(2.0 - 0.25 * 1.0)
+    assert dynamic_fitness(2.0, 0.5, 0.25, 3, alpha=0.0, beta=0.0) == 2.0
+
+
+@pytest.mark.parametrize("loss, r_t, r_s", [(math.nan, 0.1, 0.1), (math.inf, 0.1, 0.1),
+                                            (-math.inf, 0.1, 0.1), (1.0, math.nan, 0.1)])
+def test_dynamic_fitness_nonfinite_ranks_last(loss, r_t, r_s):
+    assert dynamic_fitness(loss, r_t, r_s, 2, 1.0, 1.0) == math.inf
+
+
+@given(st.floats(0, 10), st.floats(0, 1), st.floats(0, 1), st.integers(0, 100), st.floats(0, 5), st.floats(0, 5))
+def test_dynamic_fitness_regularisers_only_lower_the_loss_and_fade(loss, r_t, r_s, gen, alpha, beta):
+    now = dynamic_fitness(loss, r_t, r_s, gen, alpha, beta)
+    later = dynamic_fitness(loss, r_t, r_s, gen + 1, alpha, beta)
+    assert now <= loss
+    assert now <= later <= loss
+
+
+# ---------------------------------------------------------------- Table 4 variants
+def test_variant_weights_follow_table_4():
+    assert set(VARIANTS) == {"random", "baseline", "rt", "rs", "ste"}
+    assert variant_weights("random", 0.3, 0.7) == (0.0, 0.0, False)
+    assert variant_weights("baseline", 0.3, 0.7) == (0.0, 0.0, True)
+    assert variant_weights("rt", 0.3, 0.7) == (0.3, 0.0, True)
+    assert variant_weights("rs", 0.3, 0.7) == (0.0, 0.7, True)
+    assert variant_weights("ste", 0.3, 0.7) == (0.3, 0.7, True)
+
+
+def test_unknown_variant_lists_the_known_ones():
+    with pytest.raises(ValueError, match="random, baseline, rt, rs, ste"):
+        variant_weights("STE+", 1.0, 1.0)
+
+
+# ---------------------------------------------------------------- GPU
+@requires_gpu
+def test_regularisers_agree_on_gpu():
+    cupy = backend.xp_for("gpu")
+    rng = np.random.default_rng(0)
+    spikes = (rng.random((4, 3, 5, 5)) < 0.3).astype(np.float32)
+    G = rng.standard_normal((9, 9))
+    assert temporal_difference([cupy.asarray(spikes)]) == pytest.approx(temporal_difference([spikes]), abs=1e-12)
+    assert spatial_entropy(cupy.asarray(G)) == pytest.approx(spatial_entropy(G), abs=1e-12)
