@@ -38,6 +38,7 @@ import numpy
 
 from gee_ref import backend as array_backend
 from gee_ref.cmaes_parameters import cma_parameters
+from gee_ref.cmaes_state import load_state, save_state
 
 
 class CMAES:
@@ -116,7 +117,9 @@ class CMAES:
 
     @property
     def condition_number(self) -> float:
-        """cond(C) = max(D)^2 / min(D)^2, from the latest eigendecomposition."""
+        """cond(C): max(D)^2 / min(D)^2 from the latest (lazy) eigendecomposition; exact when diagonal."""
+        if self.diagonal:
+            return float(self.xp.max(self._diagonal_C) / self.xp.min(self._diagonal_C))
         return float(self.xp.max(self.D) / self.xp.min(self.D)) ** 2
 
     # ------------------------------------------------------------------ ask
@@ -186,7 +189,7 @@ class CMAES:
         self.p_sigma = ((1 - par.c_sigma) * self.p_sigma
                         + math.sqrt(par.c_sigma * (2 - par.c_sigma) * par.mu_eff)
                         * self._inverse_sqrt_C_times(y_w))  # (43)
-        norm_p_sigma = float(xp.linalg.norm(self.p_sigma))
+        norm_p_sigma = float(xp.linalg.norm(self.p_sigma))  # ||p_sigma|| (44)
         self.sigma = self.sigma * math.exp(
             par.c_sigma / par.d_sigma * (norm_p_sigma / par.chi_n - 1))  # (44)
 
@@ -195,7 +198,7 @@ class CMAES:
         self.p_c = ((1 - par.c_c) * self.p_c
                     + h_sigma * math.sqrt(par.c_c * (2 - par.c_c) * par.mu_eff) * y_w)  # (45)
 
-        weights_circ = self._weights
+        weights_circ = self._weights  # w_i° = w_i where w_i >= 0 (46)
         if par.active:  # w_i° = w_i * n / ||C^-1/2 y_{i:lambda}||^2 where w_i < 0 (46)
             mahalanobis_sq = xp.maximum(xp.sum(self._inverse_sqrt_C_times(y.T) ** 2, axis=0), 1e-300)
             weights_circ = xp.where(self._weights < 0, self._weights * par.n / mahalanobis_sq,
@@ -253,11 +256,9 @@ class CMAES:
     # ------------------------------------------------------------------ state
     def save(self, path) -> None:
         """Write the whole state, RNG included, to an HDF5 file (atomically)."""
-        from gee_ref.cmaes_state import save_state
         save_state(self, path)
 
     @classmethod
     def load(cls, path, backend=None) -> "CMAES":
         """A CMAES that continues a saved run bit for bit (on ``backend``, default: the saved one)."""
-        from gee_ref.cmaes_state import load_state
         return load_state(cls, path, backend)

@@ -18,6 +18,19 @@ from gee_ref.cmaes_parameters import cma_parameters, default_popsize
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_threaded_blas():
+    """One BLAS thread: the matrices here are small (n <= 100), and on a loaded 2-core machine
+    OpenBLAS's threads made these runs 10-15 times slower (measured)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 # ---------------------------------------------------------------- test functions, rows of X
 def sphere(X):
     return np.sum(X ** 2, axis=1)
@@ -99,13 +112,60 @@ def test_positive_weights_only_and_separable_learning_rates():
 
 
 def test_parameters_agree_with_purecma():
-    purecma = pytest.importorskip("cma.purecma")
+    pytest.importorskip("cma")
+    try:
+        from cma.more_algorithms import purecma  # pycma >= 4
+    except ImportError:
+        purecma = pytest.importorskip("cma.purecma")
     for n in (3, 10, 50):
         ours, theirs = cma_parameters(n), purecma.CMAESParameters(n)
         assert ours.popsize == theirs.lam and ours.mu == theirs.mu
         for name, their_name in (("mu_eff", "mueff"), ("c_c", "cc"), ("c_sigma", "cs"), ("c_1", "c1"), ("c_mu", "cmu")):
             assert getattr(ours, name) == pytest.approx(getattr(theirs, their_name), rel=1e-12), name
         np.testing.assert_allclose(ours.weights[:ours.mu], theirs.weights[:theirs.mu], rtol=1e-12)
+
+
+# ---------------------------------------------------------------- one generation, by hand
+@pytest.mark.parametrize("diagonal, active", [(False, True), (False, False), (True, True)])
+def test_one_generation_follows_equations_38_to_47(diagonal, active):
+    """tell() against the tutorial's summary written out sample by sample, from a state with
+    C != I, stale (lazy) B and D, and non-zero evolution paths."""
+    n = 7
+    es = CMAES(np.linspace(-1, 2, n), 0.8, seed=6, diagonal=diagonal, active=active)
+    for _ in range(12):
+        X = es.ask()
+        es.tell(X, rosenbrock(X))
+    p = es.params
+    m, sigma, p_s, p_c, g = es.mean.copy(), es.sigma, es.p_sigma.copy(), es.p_c.copy(), es.generation
+    C = np.diag(es.diagonal_C) if diagonal else es.C.copy()
+    X = es.ask()  # may refresh B and D: read them after
+    B = np.eye(n) if diagonal else es.B.copy()
+    D = es.D.copy()
+    f = rosenbrock(X)
+    es.tell(X, f)
+
+    inv_sqrt_C = B @ np.diag(1 / D) @ B.T
+    ys = [(X[k] - m) / sigma for k in np.argsort(f)]
+    y_w = sum(p.weights[i] * ys[i] for i in range(p.mu))
+    m_new = m + p.c_m * sigma * y_w
+    p_s_new = (1 - p.c_sigma) * p_s + math.sqrt(p.c_sigma * (2 - p.c_sigma) * p.mu_eff) * inv_sqrt_C @ y_w
+    sigma_new = sigma * math.exp(p.c_sigma / p.d_sigma * (np.linalg.norm(p_s_new) / p.chi_n - 1))
+    h = np.linalg.norm(p_s_new) / math.sqrt(1 - (1 - p.c_sigma) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * p.chi_n
+    p_c_new = (1 - p.c_c) * p_c + h * math.sqrt(p.c_c * (2 - p.c_c) * p.mu_eff) * y_w
+    w_circ = [w if w >= 0 else w * n / np.sum((inv_sqrt_C @ y) ** 2) for w, y in zip(p.weights, ys)]
+    C_new = ((1 + p.c_1 * (1 - h) * p.c_c * (2 - p.c_c) - p.c_1 - p.c_mu * sum(p.weights)) * C
+             + p.c_1 * np.outer(p_c_new, p_c_new)
+             + p.c_mu * sum(w * np.outer(y, y) for w, y in zip(w_circ, ys)))
+
+    np.testing.assert_allclose(es.mean, m_new, rtol=1e-12)
+    np.testing.assert_allclose(es.p_sigma, p_s_new, rtol=1e-10, atol=1e-14)
+    assert es.sigma == pytest.approx(sigma_new, rel=1e-12)
+    np.testing.assert_allclose(es.p_c, p_c_new, rtol=1e-10, atol=1e-14)
+    if diagonal:
+        np.testing.assert_allclose(es.diagonal_C, np.diag(C_new), rtol=1e-10)
+    else:
+        np.testing.assert_allclose(es.C, C_new, rtol=1e-10, atol=1e-14 * np.abs(C_new).max())
+    assert es.generation == g + 1 and es.evaluations == (g + 1) * p.popsize
 
 
 # ---------------------------------------------------------------- convergence

@@ -59,25 +59,35 @@ def error_scales(tensors: dict) -> dict:
 def write_golden(path, cases, seed) -> None:
     """Write ``cases`` to a new HDF5 file at ``path`` (replaced if it exists)."""
     path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise GoldenFileError(f"cannot write {path}: the folder {folder} does not exist")
     tmp = path + ".tmp"
-    with h5py.File(tmp, "w", track_order=True) as h5:
-        h5.attrs["format"] = FORMAT
-        h5.attrs["seed"] = int(seed)
-        h5.attrs["generator"] = "python -m gee_ref.golden"
-        h5.attrs["case_count"] = len(cases)
-        for case in cases:
-            group = h5.create_group(case.name, track_order=True)
-            for key, value in case.attrs().items():
-                group.attrs[key] = value
-            for group_name in GROUPS:
-                tensors = getattr(case, group_name)
-                scales = error_scales(tensors) if group_name in CHECKED_GROUPS else {}
-                for name, value in tensors.items():
-                    dataset = group.create_dataset(f"{group_name}/{name}", data=numpy.asarray(value),
-                                                   track_times=False)
-                    if name in scales:
-                        dataset.attrs["scale"], dataset.attrs["numerically_zero"] = scales[name]
-    os.replace(tmp, path)
+    try:
+        with h5py.File(tmp, "w", track_order=True) as h5:
+            h5.attrs["format"] = FORMAT
+            h5.attrs["seed"] = int(seed)
+            h5.attrs["generator"] = "python -m gee_ref.golden"
+            h5.attrs["case_count"] = len(cases)
+            for case in cases:
+                _write_case(h5, case)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_case(h5, case) -> None:
+    group = h5.create_group(case.name, track_order=True)
+    for key, value in case.attrs().items():
+        group.attrs[key] = value
+    for group_name in GROUPS:
+        tensors = getattr(case, group_name)
+        scales = error_scales(tensors) if group_name in CHECKED_GROUPS else {}
+        for name, value in tensors.items():
+            dataset = group.create_dataset(f"{group_name}/{name}", data=numpy.asarray(value), track_times=False)
+            if name in scales:
+                dataset.attrs["scale"], dataset.attrs["numerically_zero"] = scales[name]
 
 
 def open_checked(path, expected_format):

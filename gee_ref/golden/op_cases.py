@@ -1,4 +1,4 @@
-"""Golden cases for every op of ``gee_ref.functional`` (and the direct-encoding repeat_time).
+"""Golden cases for every op of ``gee_ref.functional``.
 
 Several settings per op: stride and padding for convolutions, both evaluation paths of the
 genetic layers (eq. 1, 4-5), BN in training and eval mode, LIF with each surrogate, hard and
@@ -198,6 +198,6 @@ OP_CASES = {
     "op/cross_entropy/mean": cross_entropy_case(),
     "op/mse/mean": binary_case(F + "mse", "mean squared error", (3, 4), (3, 4), extra=conv.LOSS),
     "op/repeat_time/direct_encoding": unary_case(
-        "gee_ref.nn.time.repeat_time", "direct encoding: [N, C] repeated T=3 times -> [T*N, C] "
+        F + "repeat_time", "direct encoding: [N, C] repeated T=3 times -> [T*N, C] "
         "(backward sums over t)", (2, 3), {"time_steps": 3}),
 }

@@ -2,8 +2,8 @@
 
 Stateless layers run on the merged time-major view; the neuron needs the time axis, so the
 module splits it off (``time_steps``, set for a whole network by ``set_time_steps``), runs
-``gee_ref.ops.lif`` (tau=2, v_th=1, v_reset=0, hard reset, sigmoid surrogate alpha=4 by
-default) and merges it back. ``soft=True`` fires the surrogate's primitive instead of the
+``gee_ref.ops.lif`` (tau=2, v_th=1, v_reset=0, hard reset, sigmoid surrogate, alpha = the
+surrogate's default, 4 for sigmoid) and merges it back. ``soft=True`` fires the surrogate's primitive instead of the
 Heaviside step, so finite differences can check gradients (``set_soft_lif``).
 
 While its network is recording, the module keeps ``last_spikes``: the [T, N, ...] spike
@@ -12,16 +12,19 @@ array of the last forward (for eq. 13's R_T, spike counts and firing rates).
 from __future__ import annotations
 
 from gee_ref import functional
+from gee_ref.ops import surrogate as surrogates
 from gee_ref.nn.module import Module
 from gee_ref.nn.time import merge_time, split_time
 
 
 class LIF(Module):
     def __init__(self, time_steps: int | None = None, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid",
-                 alpha=4.0, detach_reset=False, soft=False):
+                 alpha=None, detach_reset=False, soft=False):
         super().__init__()
         self.time_steps = time_steps
         self.tau, self.v_th, self.v_reset = tau, v_th, v_reset
+        if alpha is None:  # each surrogate's own default: sigmoid 4, atan 2, rectangular 1
+            alpha = surrogates.get(surrogate).default_alpha
         self.surrogate, self.alpha, self.detach_reset, self.soft = surrogate, alpha, detach_reset, soft
         self.last_spikes = None
 
