@@ -43,9 +43,11 @@ ROW_KEYS = ("benchmark", "name", "config", "unit", "gee_ref", "gee_ref_runs", "r
 class Context:
     """What every benchmark needs: device, array module, size mode, PyTorch, timing settings."""
 
-    def __init__(self, device: str, size: str = "full"):
+    def __init__(self, device: str, size: str = "full", threads: int | None = None):
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
+        if threads is not None:
+            limit_blas_threads(threads)
         self.device, self.size = device, size
         self.quick = size != "full"   # quick and smoke
         self.smoke = size == "smoke"
@@ -128,6 +130,21 @@ def _load_average():
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
+
+
+def limit_blas_threads(threads: int) -> None:
+    """Run NumPy's BLAS on ``threads`` threads from now on (threadpoolctl); PyTorch follows."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ValueError("--threads needs threadpoolctl (pip install threadpoolctl)") from None
+    global _THREAD_LIMIT
+    _THREAD_LIMIT = threadpool_limits(limits=threads, user_api="blas")  # kept alive: the limit holds
+
+
+_THREAD_LIMIT = None
 
 
 def median(runs):
@@ -345,6 +362,8 @@ def build_parser() -> ArgumentParser:
     sizes.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
     sizes.add_argument("--smoke", action="store_true", help="tiny sizes for the test suite (numbers meaningless)")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for NumPy's BLAS and PyTorch (default: NumPy's BLAS default)")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the result files")
     return parser
 
@@ -352,7 +371,7 @@ def build_parser() -> ArgumentParser:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     names = parse_only(args.only)
-    ctx = Context(args.device, "smoke" if args.smoke else "quick" if args.quick else "full")
+    ctx = Context(args.device, "smoke" if args.smoke else "quick" if args.quick else "full", args.threads)
     started = time.perf_counter()
     load_before = _load_average()
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731

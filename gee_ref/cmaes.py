@@ -25,7 +25,9 @@ Choices of gee_ref:
   counted in ``nonfinite_evaluations``.
 - the N(0, I) samples always come from a seeded NumPy generator on the host (``backend.rng(seed,
   "cpu")``) and are moved to the device: the state of that generator can be saved and restored
-  bit for bit, and a run on "cpu" and "gpu" draws the same samples.
+  bit for bit, and a run on "cpu" and "gpu" draws the same samples. The eigenvectors in B are
+  sign-normalised (largest entry of each column positive), so the same samples give the same
+  candidates on either device, up to rounding.
 - termination (tutorial Appendix B.3): tolfun, the range of the best f of the last
   10 + ceil(30 n / lambda) generations and of all f of the last one; tolx, sigma * sqrt(C_ii)
   and sigma * |p_c,i| below tolx for all i; condition, cond(C) above max_condition; maxiter.
@@ -151,7 +153,11 @@ class CMAES:
             self.D = xp.sqrt(self._diagonal_C)
         else:
             self._C = xp.triu(self._C) + xp.triu(self._C, 1).T  # enforce symmetry
-            eigenvalues, self.B = xp.linalg.eigh(self._C)
+            eigenvalues, B = xp.linalg.eigh(self._C)
+            # eigenvectors are unique up to sign: make each column's largest entry positive, so
+            # that NumPy's LAPACK and CuPy's cuSOLVER give the same B (runs replay across devices)
+            largest = xp.argmax(xp.abs(B), axis=0)
+            self.B = B * xp.sign(B[largest, xp.arange(self.n)])
             # C is positive definite in exact arithmetic; a rounding-level eigenvalue is
             # floored far beyond max_condition, which then stops the run
             eigenvalues = xp.maximum(eigenvalues, xp.max(eigenvalues) * 1e-20)

@@ -17,62 +17,39 @@
 3. The best genotype is trained fully by ``gee_ref.train`` (the same code and report as
    ``python -m gee_ref.train --genome``) and tested.
 
-Files in ``--out`` (default ``runs/evolve-<arch>-g<genes>-<variant>-seed<seed>``):
+Files in ``--out`` (default ``runs/evolve-<arch>-g<genes>-<variant>-seed<seed>``): config.json
+(the settings), the evolution's log.jsonl, checkpoint.h5, cmaes-<k>.h5 and best_genome.h5
+(``gee_ref.evolution``), final/ (``train``'s folder for the best genotype, with report.json)
+and summary.json (best genotype, final test accuracy, times). ``--resume`` continues a run
+stopped at any point (even by SIGKILL) into the same log and the same best genotype.
 
-    config.json        the run's settings
-    log.jsonl          one line a generation (see ``generation_record``)
-    checkpoint.h5      after every generation (atomic): log length, best so far, the CMA-ES file
-    cmaes-<k>.h5       the CMA-ES state after k generations (``CMAES.save``, atomic)
-    best_genome.h5     the best genotype so far (``genome.save_genome``; ``train --genome``)
-    final/             the full training of the best genotype (``train``'s folder: report.json)
-    summary.json       the end: best genotype, final test accuracy, times
-
-Reliability. The checkpoint is written last in a generation and names its CMA-ES file, which
-is written before it and deleted only after a newer checkpoint exists; the log is cut back to
-the length the checkpoint records. A run killed at any moment and then ``--resume``d ends with
-the same log (bar the wall times) and the same best genotype as an uninterrupted one, since
-every evaluation is seeded from (seed, generation, index) and the CMA-ES state is restored bit
-for bit.
-
-Choices of gee_ref (reconstruction, the paper does not say them):
-- "best" is the individual with the lowest validation loss L_cls over the whole run
-  (``--select loss``): the dynamic fitness tends to L_cls as lambda(gen) -> 0, and its
-  earlier values, inflated by the regularisers, are not comparable across generations.
-  ``--select fitness`` takes the lowest eq. 16 value instead.
-- ``--cmaes auto`` uses the separable (diagonal) CMA-ES when n = L + g^2 exceeds
-  ``AUTO_DIAGONAL_ABOVE`` = 2000 (g >= 45): the full C then costs n^2 memory and O(n^3)
-  decompositions (g = 100 gives n ~ 10^4: an 800 MB C), while the separable variant is O(n).
-- the CMA-ES runs on the host (NumPy) whatever ``--device``: the networks are the cost.
-- the starting step size sigma_0 = ``--sigma0`` (0.1) for every coordinate: a 10% change of
-  every sigma_l and +-0.1 on every entry of G = I.
+Choices of gee_ref (reconstruction, the paper does not say them): the selection of the best
+and the CMA-ES variant are described in ``gee_ref.evolution``; eq. 16's alpha = beta = 1
+(R_T and R_S lie in [0, 1]); the CMA-ES starts with sigma_0 = ``--sigma0`` = 0.1 on every
+coordinate (10% on every sigma_l, +-0.1 on every entry of G = I); the defaults of the budget
+depend on the dataset (``EVOLVE_DEFAULTS``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-import numpy
-
 from gee_ref import backend
 from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref.evolution import (AUTO_DIAGONAL_ABOVE, BEST_GENOME_NAME, LOG_NAME, Evolution, data_path,
+                               read_log, write_json_atomic)
 
 RUN_FORMAT = "gee_ref-evolve-v1"
-CHECKPOINT_FORMAT = "gee_ref-evolve-checkpoint-v1"
-CONFIG_NAME, LOG_NAME, CHECKPOINT_NAME = "config.json", "log.jsonl", "checkpoint.h5"
-BEST_GENOME_NAME, SUMMARY_NAME, FINAL_DIR = "best_genome.h5", "summary.json", "final"
-AUTO_DIAGONAL_ABOVE = 2000
+CONFIG_NAME, SUMMARY_NAME, FINAL_DIR = "config.json", "summary.json", "final"
 CMAES_MODES = ("auto", "full", "diagonal")
 SELECT_MODES = ("loss", "fitness")
 # Settings that a resumed run may change; any other must match the run's config.json.
 RESUMABLE_CHANGES = ("executor", "dask_scheduler", "workers", "progress")
-# Log entries that measure time and so differ between two otherwise identical runs.
-WALL_TIME_KEYS = ("wall_seconds", "evaluation_seconds")
 
 # Defaults by dataset kind (``train.dataset_kind``, by image side); each is an option. The
 # digits budget is sized so that the no-option run ends in a few minutes on two CPU cores;
@@ -87,7 +64,7 @@ EVOLVE_DEFAULTS = {
               "final_epochs": 100},
 }
 # eq. 16's constants (reconstruction: the paper gives no values). R_T and R_S both lie in
-# [0, 1], so equal unit weights let each move F by at most lambda(gen).
+# [0, 1], so with unit weights each moves F by at most lambda(gen).
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 1.0
 DIGITS_NET_GENES = 16  # g of the digits net (n = 4 + 256); other architectures: their own default
 COMMON_DEFAULTS = {"arch": "digits", "eval_lr": 0.1, "val_fraction": 0.2, "sigma0": 0.1}
@@ -152,7 +129,6 @@ def build_parser() -> ArgumentParser:
 
 def resolve_config(args, image_shape, classes) -> dict:
     """The run's settings with every default filled in and checked; JSON-ready."""
-    from gee_ref import fitness
     from gee_ref.models import ARCHITECTURES
     from gee_ref.train import DATASET_DEFAULTS, dataset_kind
 
@@ -231,306 +207,6 @@ def check_config(c: dict) -> None:
 
 def default_out(config: dict) -> Path:
     return Path("runs") / f"evolve-{config['arch']}-g{config['genes']}-{config['variant']}-seed{config['seed']}"
-
-
-def data_path(config: dict) -> Path:
-    from gee_ref.datasets import default_digits_path
-    return Path(config["data"]) if config["data"] else default_digits_path()
-
-
-# ---------------------------------------------------------------------------- small file helpers
-
-def write_json_atomic(path: Path, value) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as stream:
-        stream.write(json.dumps(value, indent=2) + "\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
-
-
-def append_line(path: Path, record: dict) -> int:
-    """Append one JSON line, flushed to disk; returns the file's new length in bytes."""
-    with open(path, "ab") as stream:
-        stream.write((json.dumps(record, allow_nan=False) + "\n").encode())
-        stream.flush()
-        os.fsync(stream.fileno())
-        return stream.tell()
-
-
-def read_log(path) -> list:
-    """The records of a log.jsonl (every complete line)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def without_wall_times(record: dict) -> dict:
-    """A log record without its wall-time entries (what two equal runs share)."""
-    return {k: v for k, v in record.items() if k not in WALL_TIME_KEYS}
-
-
-def _finite_or_none(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _stats(values) -> dict:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return {"min": None, "median": None, "max": None}
-    return {"min": min(finite), "median": float(numpy.median(finite)), "max": max(finite)}
-
-
-# ---------------------------------------------------------------------------- the evolution
-
-class Evolution:
-    """One run: the CMA-ES over genotypes, its log and checkpoints, and the best so far."""
-
-    def __init__(self, config: dict, out: Path, executor, progress: bool = False):
-        from gee_ref import fitness
-        from gee_ref.genome import starting_genome
-        from gee_ref.individual import EvaluationSettings
-        from gee_ref.train import build
-
-        self.config, self.out, self.executor, self.progress = config, Path(out), executor, progress
-        c = config
-        template_model = build({"arch": c["arch"], "genetic": True, "genes": c["genes"],
-                                "num_classes": c["num_classes"], "image_shape": c["image_shape"],
-                                "time_steps": c["time_steps"], "seed": 0, "device": "cpu"})
-        self.start = starting_genome(template_model)
-        self.n = self.start.vector.size
-        alpha, beta, self.evolves = fitness.variant_weights(c["variant"], c["alpha"], c["beta"])
-        self.settings = EvaluationSettings(
-            genome_template=self.start, data_path=str(data_path(c)), seed=c["seed"],
-            val_fraction=c["val_fraction"], eval_steps=c["eval_steps"], eval_epochs=c["eval_epochs"],
-            batch_size=c["batch_size"], lr=c["eval_lr"], alpha=alpha, beta=beta, device=c["device"])
-        self.diagonal = c["cmaes"] == "diagonal" or (c["cmaes"] == "auto" and self.n > AUTO_DIAGONAL_ABOVE)
-        self.es = None
-        self.generation = 0
-        self.best = None  # {"vector", "generation", "index", "loss", "fitness", ...}
-        self.stopped = None
-        self.nonfinite_total = 0
-
-    # --- state on disk ----------------------------------------------------------------
-    def path(self, name) -> Path:
-        return self.out / name
-
-    def new_cmaes(self):
-        from gee_ref.cmaes import CMAES
-
-        popsize = self.config["popsize"] or None
-        return CMAES(self.start.vector, self.config["sigma0"], popsize=popsize,
-                     seed=backend.derive_seed(self.config["seed"], "cmaes"), diagonal=self.diagonal, backend="cpu")
-
-    def begin(self) -> None:
-        """Start at generation 0, or where the checkpoint says (cutting the log back to it)."""
-        from gee_ref.checkpoint import load_checkpoint
-        from gee_ref.cmaes import CMAES
-
-        log_bytes = 0
-        if self.path(CHECKPOINT_NAME).exists():
-            tensors, meta = load_checkpoint(self.path(CHECKPOINT_NAME))
-            if meta.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"{self.path(CHECKPOINT_NAME)} is not an evolve checkpoint")
-            self.generation, log_bytes = int(meta["generation"]), int(meta["log_bytes"])
-            self.stopped, self.nonfinite_total = meta.get("stopped"), int(meta.get("nonfinite_total", 0))
-            if meta.get("best") is not None:
-                self.best = dict(meta["best"], vector=tensors["best"]["vector"])
-            if meta.get("cmaes_file"):
-                self.es = CMAES.load(self.path(meta["cmaes_file"]))
-        if self.es is None and self.evolves:
-            self.es = self.new_cmaes()
-        log = self.path(LOG_NAME)
-        with open(log, "ab") as stream:  # exists, and holds exactly the checkpointed lines
-            stream.truncate(log_bytes)
-        self._remove_stale_cmaes_files()
-        if self.best is not None:
-            self._save_best_genome()
-
-    def _remove_stale_cmaes_files(self) -> None:
-        keep = self._cmaes_name(self.generation) if self.es is not None else None
-        for file in self.out.glob("cmaes-*.h5"):
-            if file.name != keep:
-                file.unlink()
-        for file in self.out.glob(".*.tmp"):  # half-written files of a killed process
-            file.unlink()
-
-    @staticmethod
-    def _cmaes_name(generation: int) -> str:
-        return f"cmaes-{generation:05d}.h5"
-
-    def checkpoint(self, log_bytes: int) -> None:
-        """CMA-ES file, then the checkpoint naming it (atomic each), then clean up."""
-        from gee_ref.checkpoint import save_checkpoint
-
-        cmaes_file = self._cmaes_name(self.generation)
-        self.es.save(self.path(cmaes_file))
-        best_meta = None if self.best is None else {k: v for k, v in self.best.items() if k != "vector"}
-        tensors = {} if self.best is None else {"best": {"vector": self.best["vector"]}}
-        save_checkpoint(self.path(CHECKPOINT_NAME), tensors, {
-            "format": CHECKPOINT_FORMAT, "generation": self.generation, "log_bytes": log_bytes,
-            "cmaes_file": cmaes_file, "best": best_meta, "stopped": self.stopped,
-            "nonfinite_total": self.nonfinite_total})
-        self._save_best_genome()
-        self._remove_stale_cmaes_files()
-
-    def _save_best_genome(self) -> None:
-        from gee_ref.genome import save_genome
-
-        genome = self.start.with_vector(self.best["vector"])
-        facts = {k: v for k, v in self.best.items() if k != "vector"}
-        save_genome(self.path(BEST_GENOME_NAME), genome, extra={**facts, "seed": self.config["seed"],
-                                                                 "variant": self.config["variant"]})
-
-    # --- the loop -----------------------------------------------------------------------
-    @property
-    def finished(self) -> bool:
-        return not self.evolves or self.generation >= self.config["generations"] or self.stopped is not None
-
-    def run(self) -> None:
-        """Evolve generation by generation until the budget or a CMA-ES stop criterion."""
-        bar = self._bar(total=self.config["generations"], initial=self.generation, desc="generations",
-                        unit="gen", position=0, leave=True)
-        try:
-            while not self.finished:
-                record = self.step()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(best_loss=f"{self.best['loss']:.4f}" if self.best else "-")
-                self._say(self._summary_line(record))
-        finally:
-            if bar is not None:
-                bar.close()
-
-    def step(self) -> dict:
-        """One generation: ask, evaluate (on the executor), tell, log, checkpoint."""
-        from gee_ref.individual import IndividualTask, evaluate_individual
-
-        started = time.perf_counter()
-        generation = self.generation
-        X = self.es.ask()
-        X_host = numpy.asarray(backend.to_host(X), dtype=numpy.float64)
-        tasks = [IndividualTask(self.settings, X_host[i].copy(), generation, i) for i in range(X_host.shape[0])]
-        bar = self._bar(total=len(tasks), desc=f"generation {generation}", unit="ind", position=1, leave=False)
-
-        def arrived(i, result):
-            if bar is not None:
-                bar.update(1)
-        try:
-            results = self.executor.map(evaluate_individual, tasks, on_result=arrived)
-        finally:
-            if bar is not None:
-                bar.close()
-        f = numpy.array([r["fitness"] if not r["nonfinite"] else math.nan for r in results])
-        self.es.tell(X, f)
-        self._update_best(results, X_host, generation)
-        self.nonfinite_total += sum(1 for r in results if r["nonfinite"])
-        self.generation = generation + 1
-        stop = self.es.stop()
-        self.stopped = dict(stop) if stop else None
-        record = self.generation_record(generation, results, X_host, time.perf_counter() - started)
-        log_bytes = append_line(self.path(LOG_NAME), record)
-        self.checkpoint(log_bytes)
-        return record
-
-    def _rank_key(self, r) -> float:
-        return r["loss"] if self.config["select"] == "loss" else r["fitness"]
-
-    def _update_best(self, results, X_host, generation) -> None:
-        for r in results:
-            key = self._rank_key(r)
-            if r["nonfinite"] or key is None or not math.isfinite(key):
-                continue
-            if self.best is None or key < self._rank_key(self.best):  # ties: the earlier one stays
-                self.best = {"vector": X_host[r["index"]].copy(), "generation": generation, "index": r["index"],
-                             "loss": r["loss"], "fitness": r["fitness"], "accuracy": r["accuracy"],
-                             "r_t": r["r_t"], "r_s": r["r_s"]}
-
-    def generation_record(self, generation, results, X_host, seconds) -> dict:
-        """The log line of one generation (JSON; NaN written as null).
-
-        fitness/loss/accuracy: min, median, max over the finite individuals; r_t, r_s: the
-        population mean and the generation's best (lowest fitness); sigmas of the CMA-ES mean
-        after the update and of the generation's best; the CMA-ES step size and cond(C);
-        nonfinite individuals; every individual's numbers; wall time.
-        """
-        from gee_ref.fitness import dynamic_lambda
-
-        L = self.start.num_layers
-        finite = [r for r in results if not r["nonfinite"]]
-        gen_best = min(finite, key=lambda r: r["fitness"]) if finite else None
-        mean = numpy.asarray(backend.to_host(self.es.mean))
-        return {
-            "generation": generation,
-            "evaluations": int(self.es.evaluations),
-            "lambda": dynamic_lambda(generation),
-            "fitness": _stats([r["fitness"] for r in finite]),
-            "loss": _stats([r["loss"] for r in finite]),
-            "accuracy": _stats([r["accuracy"] for r in finite]),
-            "r_t": {"mean": _mean_or_none([r["r_t"] for r in finite]),
-                    "best": None if gen_best is None else gen_best["r_t"]},
-            "r_s": {"mean": _mean_or_none([r["r_s"] for r in results]),
-                    "best": None if gen_best is None else gen_best["r_s"]},
-            "sigmas_mean": numpy.exp(mean[:L]).tolist(),
-            "sigmas_best": None if gen_best is None else numpy.exp(X_host[gen_best["index"], :L]).tolist(),
-            "cma_sigma": float(self.es.sigma),
-            "condition_number": float(self.es.condition_number),
-            "nonfinite": len(results) - len(finite),
-            "nonfinite_total": self.nonfinite_total,
-            "best_so_far": None if self.best is None else {
-                k: self.best[k] for k in ("generation", "index", "loss", "fitness", "accuracy")},
-            "stopped": self.stopped,
-            "individuals": [{k: _finite_or_none(r[k]) if isinstance(r[k], float) else r[k]
-                             for k in ("index", "fitness", "loss", "accuracy", "r_t", "r_s", "train_loss",
-                                       "train_steps", "nonfinite")} for r in results],
-            "evaluation_seconds": [r["seconds"] for r in results],
-            "wall_seconds": seconds,
-        }
-
-    def _summary_line(self, record) -> str:
-        fit, loss = record["fitness"], record["loss"]
-        best = record["best_so_far"]
-        text = (f"generation {record['generation']}: fitness min {_fmt(fit['min'])} median {_fmt(fit['median'])}"
-                f" | val loss min {_fmt(loss['min'])} | R_T {_fmt(record['r_t']['mean'])}"
-                f" R_S {_fmt(record['r_s']['mean'])} | CMA sigma {record['cma_sigma']:.4g}"
-                f" | nonfinite {record['nonfinite']} | {record['wall_seconds']:.1f} s")
-        if best is not None:
-            text += f" | best loss {best['loss']:.4f} (gen {best['generation']}, #{best['index']})"
-        if record["stopped"]:
-            text += f" | CMA-ES stopped: {', '.join(record['stopped'])}"
-        return text
-
-    def _bar(self, **kwargs):
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
-        return tqdm(dynamic_ncols=True, **kwargs)
-
-    def _say(self, text: str) -> None:
-        if self.progress:
-            from tqdm.auto import tqdm
-            tqdm.write(text)
-        else:
-            print(text, flush=True)
-
-    # --- the end ------------------------------------------------------------------------
-    def best_genome(self):
-        """The genotype to train fully: the best found, or the start ("random" variant)."""
-        if self.best is None:
-            return self.start, {"generation": None, "index": None, "source": "starting genotype (no evolution)"}
-        facts = {k: v for k, v in self.best.items() if k != "vector"}
-        return self.start.with_vector(self.best["vector"]), facts
-
-
-def _mean_or_none(values):
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(numpy.mean(finite)) if finite else None
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 # ---------------------------------------------------------------------------- one run

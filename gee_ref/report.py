@@ -2,7 +2,7 @@
 
     python -m gee_ref.report runs/evolve-digits-g16-ste-seed0 [--out PLOTS_DIR]
 
-Reads the run's ``log.jsonl`` and ``best_genome.h5`` (``gee_ref.evolve``) and writes PNGs
+Reads the run's ``log.jsonl`` and ``best_genome.h5`` (``gee_ref.evolution``) and writes PNGs
 (default folder ``RUN_DIR/plots``):
 
     fitness.png    fitness (eq. 16) min / median / max per generation, the validation loss of
@@ -39,7 +39,8 @@ def _pyplot():
 
 def load_run(run_dir):
     """``(log records, best Genome or None, summary dict or None)`` of an evolve run folder."""
-    from gee_ref.evolve import BEST_GENOME_NAME, CONFIG_NAME, LOG_NAME, SUMMARY_NAME, read_log
+    from gee_ref.evolution import BEST_GENOME_NAME, LOG_NAME, read_log
+    from gee_ref.evolve import CONFIG_NAME, SUMMARY_NAME
     from gee_ref.genome import load_genome
 
     run_dir = Path(run_dir)
@@ -55,6 +56,12 @@ def load_run(run_dir):
     summary_path = run_dir / SUMMARY_NAME
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     return records, genome, summary
+
+
+def _integer_generations(*axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_fitness(plt, records, path) -> None:
@@ -80,6 +87,7 @@ def plot_fitness(plt, records, path) -> None:
     right.set_xlabel("generation")
     right.set_ylabel("validation accuracy after short training (%)")
     right.set_title("individuals (light: early generations)")
+    _integer_generations(left, right)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -103,6 +111,7 @@ def plot_sigmas(plt, records, layer_names, path) -> None:
     right.set_ylim(0, 1)
     right.set_title("regularisers")
     right.legend(fontsize=8)
+    _integer_generations(left, right)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -13,7 +13,7 @@ import pytest
 from gee_ref import evolve, training
 from gee_ref.checkpoint import load_checkpoint
 from gee_ref.cli_errors import run_main
-from gee_ref.evolve import read_log, without_wall_times
+from gee_ref.evolution import AUTO_DIAGONAL_ABOVE, Evolution, read_log, without_wall_times
 from gee_ref.executors import SerialExecutor
 from gee_ref.genome import load_genome
 
@@ -46,7 +46,7 @@ def evolution_only(argv, out):
     info = dataset_info(default_digits_path())
     config = evolve.resolve_config(evolve.build_parser().parse_args(argv), info.shapes["train"][1:], info.classes)
     out.mkdir()
-    run = evolve.Evolution(config, out, SerialExecutor())
+    run = Evolution(config, out, SerialExecutor())
     run.begin()
     run.run()
     return run
@@ -235,6 +235,6 @@ def test_cmaes_auto_switches_to_diagonal_above_the_threshold():
     for genes, expected in ((4, False), (45, True)):
         args = evolve.build_parser().parse_args(["--genes", str(genes)])
         config = evolve.resolve_config(args, info.shapes["train"][1:], info.classes)
-        run = evolve.Evolution(config, "unused", executor=None)
+        run = Evolution(config, "unused", executor=None)
         assert run.diagonal is expected
-        assert (run.n > evolve.AUTO_DIAGONAL_ABOVE) is expected
+        assert (run.n > AUTO_DIAGONAL_ABOVE) is expected

@@ -41,7 +41,8 @@ def test_dask_evolution_equals_serial(tmp_path, monkeypatch):
     identical logs (but for the wall times) and the same best genotype, bit for bit."""
     pytest.importorskip("distributed")
     from gee_ref.datasets import dataset_info, default_digits_path
-    from gee_ref.evolve import Evolution, build_parser, read_log, resolve_config, without_wall_times
+    from gee_ref.evolution import Evolution, read_log, without_wall_times
+    from gee_ref.evolve import build_parser, resolve_config
     from gee_ref.executors import DaskExecutor
 
     # worker processes must import gee_ref even when it is not installed

@@ -15,6 +15,7 @@ from gee_ref.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--batch-size", "16", "--steps-per-epoch", "3", "--genes", "8", "--time-steps", "2", "--no-progress"]
+FULL_EPOCHS = ["--steps-per-epoch", "6"]  # 96 training images in batches of 16: whole epochs
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,10 @@ def assert_same_run(a, b):
 def test_resume_after_a_shorter_run_equals_the_uninterrupted_run(tiny_digits, tmp_path, capsys):
     """The issue's recipe: --epochs 1, then --epochs 2 --resume (a constant lr, which the
     number of epochs does not change), against --epochs 2 in one go: bitwise equal."""
-    run(tiny_digits, tmp_path / "whole", "--epochs", "2", "--schedule", "constant")
-    run(tiny_digits, tmp_path / "parts", "--epochs", "1", "--schedule", "constant")
-    run(tiny_digits, tmp_path / "parts", "--epochs", "2", "--schedule", "constant", "--resume")
+    constant = ["--schedule", "constant", *FULL_EPOCHS]
+    run(tiny_digits, tmp_path / "whole", "--epochs", "2", *constant)
+    run(tiny_digits, tmp_path / "parts", "--epochs", "1", *constant)
+    run(tiny_digits, tmp_path / "parts", "--epochs", "2", *constant, "--resume")
     capsys.readouterr()
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
     log = (tmp_path / "parts" / train.LOG_NAME).read_text().splitlines()
@@ -63,7 +65,7 @@ def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, 
     --resume ends on the same weights and optimiser state as the uninterrupted run."""
     from gee_ref import training
 
-    run(tiny_digits, tmp_path / "whole", "--epochs", "2")
+    run(tiny_digits, tmp_path / "whole", "--epochs", "2", *FULL_EPOCHS)
     real_train_steps, calls = training.train_steps, []
 
     def interrupted_in_epoch_two(*args, **kwargs):
@@ -74,12 +76,12 @@ def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(training, "train_steps", interrupted_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_digits, tmp_path / "stopped", "--epochs", "2")
+        run(tiny_digits, tmp_path / "stopped", "--epochs", "2", *FULL_EPOCHS)
     monkeypatch.setattr(training, "train_steps", real_train_steps)
     _, meta = final_arrays(tmp_path / "stopped")
     assert len(meta["history"]) == 1
     assert not list((tmp_path / "stopped").glob(".*.tmp"))
-    run(tiny_digits, tmp_path / "stopped", "--epochs", "2", "--resume")
+    run(tiny_digits, tmp_path / "stopped", "--epochs", "2", *FULL_EPOCHS, "--resume")
     capsys.readouterr()
     assert_same_run(tmp_path / "whole", tmp_path / "stopped")
 
