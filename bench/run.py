@@ -9,7 +9,9 @@ timed runs, each fenced by a device synchronisation (``backend.synchronize`` for
 ``torch.cuda.synchronize`` for PyTorch); the figure is the median.
 
 Sizes: full by default, ``--quick`` for minutes on a 2-core CPU, ``--smoke`` tiny (for the
-test suite; its numbers mean nothing). Results go to ``DIR/<device>-<date>[-<size>].json``
+test suite; its numbers mean nothing). ``--threads K`` runs NumPy's BLAS and PyTorch on K
+threads (default: NumPy's own count, which PyTorch is then set to). Results go to
+``DIR/<device>-<date>[-<size>][-<K>threads].json``
 (the whole record: device, versions, settings, every measurement with its runs), the same
 name with ``.md`` (the table, each target with its measured ratio and met/missed) and a copy
 ``DIR/latest-<device>.md``.
@@ -347,6 +349,8 @@ def write_results(record: dict, out_dir: Path) -> tuple:
     out_dir.mkdir(parents=True, exist_ok=True)
     size = record["settings"]["size"]
     stem = f"{record['device']['kind']}-{record['created'][:10]}" + ("" if size == "full" else f"-{size}")
+    if record["settings"]["threads"] is not None:
+        stem += f"-{record['settings']['threads']}threads"
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(json.dumps(record, indent=1) + "\n")
     md_path.write_text(markdown(record))
@@ -382,7 +386,7 @@ def main(argv=None):
         "device": device_description(ctx),
         "versions": versions(),
         "settings": {"size": ctx.size, "quick": ctx.quick, "only": names, "warmup": ctx.warmup,
-                     "repeats": ctx.repeats},
+                     "repeats": ctx.repeats, "threads": args.threads},
         "load_average": {"before": load_before, "after": _load_average()},
         "results": rows,
         "missing": missing_figures(ctx, rows),

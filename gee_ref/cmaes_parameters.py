@@ -8,7 +8,7 @@ rank-mu update of C (eqs. 50-53, "active CMA"), scaled so that C stays positive 
 with ``active=False`` they get weight zero (positive recombination weights only).
 
 For the rank-mu learning rate the 2016 tutorial's form `mu_eff - 2 + 1/mu_eff` is used
-(later revisions of the tutorial, and pycma, write `1/4 + mu_eff + 1/mu_eff - 2`).
+(pycma 4.5 adds an offset of 1/4 to it, a barely visible difference).
 
 The separable variant (Ros & Hansen 2008, sep-CMA-ES) keeps a diagonal covariance matrix,
 which can learn faster: c_1 and c_mu are multiplied by (n + 2) / 3.

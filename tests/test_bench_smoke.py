@@ -1,7 +1,6 @@
 """Smoke test of ``python -m bench``: the smallest benchmark at --smoke size, and the schema
 of the files it writes (no timing thresholds: the numbers depend on the machine)."""
 import json
-import statistics
 
 import numpy
 import pytest
@@ -28,8 +27,8 @@ def test_smallest_benchmark_writes_json_and_markdown(tmp_path, capsys):
     assert tuple(row) == run.ROW_KEYS
     assert row["unit"] == "ms" and row["config"]["n"] == 10 and row["config"]["lambda"] == 10
     assert len(row["gee_ref_runs"]) == record["settings"]["repeats"]
-    assert row["gee_ref"] == pytest.approx(statistics.median(row["gee_ref_runs"]))
-    assert row["gee_ref"] > 0
+    assert 0 < min(row["gee_ref_runs"]) <= row["gee_ref"] <= max(row["gee_ref_runs"])
+    assert row["extra"]["generations_timed"] == len(row["gee_ref_runs"])
     if row["reference"] is not None:  # pycma installed
         assert row["ratio"] == pytest.approx(row["gee_ref"] / row["reference"])
         assert row["status"] in ("met", "missed")
