@@ -283,7 +283,10 @@ def train_final(config: dict, out: Path, progress: bool) -> dict:
     final = out / FINAL_DIR
     report_path = final / train.REPORT_NAME
     if report_path.exists():
-        return json.loads(report_path.read_text())
+        try:
+            return json.loads(report_path.read_text())
+        except json.JSONDecodeError:
+            pass  # cut short by a kill while it was written: train --resume writes it again
     argv = ["--arch", config["arch"], "--genes", str(config["genes"]), "--genome", str(out / BEST_GENOME_NAME),
             "--out", str(final), "--epochs", str(config["final_epochs"]), "--device", config["device"],
             "--seed", str(config["seed"]), "--time-steps", str(config["time_steps"]),

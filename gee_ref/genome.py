@@ -223,11 +223,6 @@ def load_genome_extra(path) -> dict:
     return dict(load_checkpoint(path)[1].get("extra", {}))
 
 
-def log_sigma_summary(genome: Genome) -> str:
-    """One line: each layer's sigma_l (for progress messages)."""
-    return ", ".join(f"{name} {sigma:.4g}" for name, sigma in zip(genome.layer_names, genome.sigmas))
-
-
 __all__ = ["GENOME_FORMAT", "Genome", "GenomeError", "apply_genome", "check_fits", "describe",
            "genetic_layer_names", "genotype_length", "genotype_vector", "load_genome", "load_genome_extra",
-           "save_genome", "starting_genome", "log_sigma_summary"]
+           "save_genome", "starting_genome"]

@@ -110,10 +110,11 @@ def test_a_diverging_individual_ranks_last_and_is_counted(tmp_path, monkeypatch)
         assert r["best_so_far"]["index"] != 1 or r["best_so_far"]["generation"] != r["generation"]
 
 
-def _start(argv, cwd):
+def _start(argv, cwd, name):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "gee_ref.evolve", *argv], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(cwd / f"{name}.out", "wb") as output:
+        return subprocess.Popen([sys.executable, "-m", "gee_ref.evolve", *argv], cwd=cwd, env=env,
+                                stdout=output, stderr=subprocess.STDOUT)
 
 
 def _kill_when(process, condition, timeout=120.0):
@@ -146,12 +147,15 @@ def test_sigkill_then_resume_gives_the_same_run(tmp_path):
                    lambda: lines() >= 1,                           # just after a log line, maybe before its checkpoint
                    lambda: (out / "cmaes-00002.h5").exists(),      # between a CMA-ES file and its checkpoint
                    lambda: (out / "final").exists()]               # during the final training
-    killed = 0
-    for condition in kill_points:
+    killed = []
+    for k, condition in enumerate(kill_points):
         resume = ["--resume"] if (out / "config.json").exists() else []
-        process = _start(argv + ["--out", str(out)] + resume, tmp_path)
-        killed += _kill_when(process, condition)
-    assert killed >= 3
+        process = _start(argv + ["--out", str(out)] + resume, tmp_path, f"attempt{k}")
+        if _kill_when(process, condition):
+            killed.append(k)
+        else:
+            assert process.returncode == 0, (tmp_path / f"attempt{k}.out").read_text()
+    assert len(killed) >= 3, killed
     assert run_cli(argv + ["--out", str(out), "--resume"]) == 0
 
     expected = [without_wall_times(r) for r in read_log(reference / "log.jsonl")]

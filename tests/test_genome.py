@@ -124,3 +124,16 @@ def test_load_genome_refuses_other_files(tmp_path):
         load_genome(text)
     with pytest.raises(GenomeError):
         load_genome(tmp_path / "missing.h5")
+
+
+def test_describe_reads_back_an_applied_genome():
+    from gee_ref.genome import describe
+
+    model = small_model(genes=3)
+    start = starting_genome(model)
+    vector = start.vector + numpy.random.default_rng(5).normal(scale=0.1, size=start.vector.size)
+    apply_genome(model, start.with_vector(vector), backend.rng(0))
+    described = describe(model)
+    numpy.testing.assert_allclose(described.sigmas, numpy.exp(vector[:start.num_layers]), rtol=1e-12)
+    numpy.testing.assert_allclose(described.G, vector[start.num_layers:].reshape(3, 3), rtol=1e-6)  # float32 G
+    assert described.layer_names == start.layer_names

@@ -306,6 +306,7 @@ def replay(case):
             inv_sqrt, root = np.diag(1 / np.sqrt(C)), np.diag(np.sqrt(C))
         else:
             vals, B = np.linalg.eigh(C)
+            B = B * np.sign(B[np.argmax(np.abs(B), axis=0), np.arange(n)])  # gee_ref's sign convention
             inv_sqrt, root = B @ np.diag(vals ** -0.5) @ B.T, B * np.sqrt(vals)
         states["X"].append(m + sigma * case.inputs["z"][g] @ root.T)   # x = m + sigma B D z
         y = (X_all[g][np.argsort(f_all[g], kind="stable")] - m) / sigma
