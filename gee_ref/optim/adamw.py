@@ -21,17 +21,16 @@ import math
 import numpy
 
 from gee_ref import autograd, backend
-from gee_ref.optim.sgd import check_parameters, nonnegative, split_state
+from gee_ref.optim.base import Optimizer, nonnegative, split_state
 
 _HYPERPARAMETERS = ("lr", "beta1", "beta2", "eps", "weight_decay", "steps")
 
 
-class AdamW:
+class AdamW(Optimizer):
     """AdamW over a list of parameter Tensors; ``lr`` may be changed between steps."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        self.params = check_parameters(params)
-        self.lr = lr
+        super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.beta1, self.beta2 = (nonnegative("betas", b) for b in betas)
@@ -42,19 +41,6 @@ class AdamW:
         self.steps = [0] * len(self.params)       # t, per parameter
         self.exp_avg = [None] * len(self.params)     # m
         self.exp_avg_sq = [None] * len(self.params)  # v
-
-    @property
-    def lr(self) -> float:
-        return self._lr
-
-    @lr.setter
-    def lr(self, value) -> None:
-        self._lr = nonnegative("lr", value)
-
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (the tape accumulates into ``.grad``)."""
-        for p in self.params:
-            p.grad = None
 
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""
