@@ -1,6 +1,6 @@
 """``python -m bench``: gee_ref's benchmarks, each beside its reference, in one process.
 
-    python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--out DIR]
+    python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--threads K] [--out DIR]
 
 Every benchmark (``BENCHMARKS``) times gee_ref and its reference (PyTorch eager, pycma, or
 gee_ref's own one-by-one path) in the same process, so that every ratio compares two numbers
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import gc
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -121,13 +122,11 @@ def blas_threads() -> int:
             return int(max(counts))
     except ImportError:
         pass
-    import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _load_average():
     """The 1-minute load average (other processes compete for the cores), or None."""
-    import os
     try:
         return round(os.getloadavg()[0], 2)
     except OSError:
@@ -157,10 +156,12 @@ def median(runs):
 
 def make_row(device, benchmark, name, config, unit="ms", gee_runs=None, gee=None, reference_name=None,
              reference=None, ratio=None, target=None, status=None, note="", extra=None) -> dict:
-    """One measurement on ``device``. ``gee`` defaults to the median of ``gee_runs``; ``ratio`` to gee/reference.
+    """One measurement on ``device``: ``gee`` defaults to the median of ``gee_runs``, ``ratio``
+    to gee / reference.
 
-    ``target`` is None or ``(text, check, devices)``: ``check(ratio_or_value) -> bool`` and
-    the devices the target is set for; elsewhere the status says so and no verdict is given.
+    ``target`` is None or ``ratio_target(...)``'s ``(text, check, devices, value)``: ``check``
+    judges the ratio (or ``value`` when given) on the listed devices; elsewhere the status
+    says whose target it is and gives no verdict. An explicit ``status`` is kept as is.
     """
     gee = median(gee_runs) if gee is None and gee_runs else gee
     if ratio is None and gee is not None and reference:
