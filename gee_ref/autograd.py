@@ -18,26 +18,27 @@ function pairs; ``OpFunction`` adapts such a pair to the tape.
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from gee_ref import backend
 
-_grad_enabled = True
+_mode = threading.local()  # per thread, so that threaded workers can evaluate side by side
 
 
 def is_grad_enabled() -> bool:
-    """Whether new operations are being recorded on the tape."""
-    return _grad_enabled
+    """Whether new operations are being recorded on the tape (in this thread)."""
+    return getattr(_mode, "grad_enabled", True)
 
 
 @contextlib.contextmanager
 def no_grad():
     """Run a block without recording: evaluation, parameter updates."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous = is_grad_enabled()
+    _mode.grad_enabled = False
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.grad_enabled = previous
 
 
 class Tensor:

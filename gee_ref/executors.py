@@ -13,8 +13,8 @@ same numbers as a serial one.
 
 Dask is optional (``pip install gee_ref[dask]``). ``DaskExecutor`` connects to a running
 scheduler (``address``) or starts a ``LocalCluster`` of ``workers`` processes with one thread
-each. One thread per worker is deliberate: gee_ref's autograd keeps its "grad enabled" switch
-in a module global, so two evaluations in threads of one process would disturb each other.
+each: an evaluation already keeps the cores of its worker busy (BLAS on the CPU, the GPU), so
+more threads per worker would only contend.
 """
 from __future__ import annotations
 
