@@ -107,7 +107,8 @@ class CMAES:
 
     @property
     def C(self):
-        """The full covariance matrix (not kept by the separable variant)."""
+        """The full covariance matrix (not kept by the separable variant); tell() updates this
+        array in place, so copy it to keep one generation's C."""
         if self.diagonal:
             raise AttributeError("separable CMA-ES (diagonal=True) keeps only diagonal_C, not a full C")
         return self._C
@@ -216,9 +217,13 @@ class CMAES:
                                 + par.c_1 * self.p_c ** 2
                                 + par.c_mu * (weights_circ @ y ** 2))  # (47), diagonal only
         else:
-            self._C = (decay * self._C
-                       + par.c_1 * xp.outer(self.p_c, self.p_c)
-                       + par.c_mu * (y.T * weights_circ) @ y)  # (47)
+            # (47) as one product, in place: C <- decay C + V^T diag(a) V, the rows of V being
+            # y_{1:lambda} ... y_{lambda:lambda} and p_c, a = (c_mu w_1°, ..., c_mu w_lambda°, c_1);
+            # one [n, n] temporary where the sum of three terms took several
+            rank_one_vectors = xp.concatenate([y, self.p_c[None, :]])  # V, [lambda + 1, n]
+            coefficients = xp.concatenate([par.c_mu * weights_circ, xp.full((1,), par.c_1)])  # a (47)
+            self._C *= decay  # (47)
+            self._C += rank_one_vectors.T @ (coefficients[:, None] * rank_one_vectors)  # (47)
         self.generation = g + 1
 
     def _rank(self, X, f: numpy.ndarray) -> numpy.ndarray:

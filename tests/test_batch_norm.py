@@ -117,3 +117,42 @@ def test_batch_norm_gpu_matches_cpu(dtype, tol, training, shape):
     for c, g in zip(*results):
         assert g.dtype == dtype
         assert gradcheck.relative_error(g, c) <= tol
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", ["both", "gamma", "beta", "none"])
+@pytest.mark.parametrize("shape", [(7, 3), (3, 4, 5, 6)])
+def test_forward_matches_the_formulas_and_leaves_its_inputs_alone(dtype, rtol, training, affine, shape):
+    """y = gamma (x - mu) / sqrt(var + eps) + beta written with x.var (biased) and x.var(ddof=1)
+    for the running variance, for every affine combination; x is not overwritten and the cached
+    x_hat is not the returned y (backward needs x_hat after the caller changes y)."""
+    x, gamma, beta, rm, rv = (a.astype(dtype) for a in bn_arrays(shape, 3, 1.7))
+    gamma = gamma if affine in ("both", "gamma") else None
+    beta = beta if affine in ("both", "beta") else None
+    x_before, rm_before, rv_before = x.copy(), rm.copy(), rv.copy()
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    per_channel = (1, -1) + (1,) * (x.ndim - 2)
+    y, cache = batch_norm.forward(x, gamma, beta, rm, rv, training=training, momentum=0.1, eps=1e-5)
+
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes) if training else rm_before.astype(np.float64)
+    var = x64.var(axis=axes) if training else rv_before.astype(np.float64)
+    expected = (x64 - mean.reshape(per_channel)) / np.sqrt(var.reshape(per_channel) + 1e-5)
+    np.testing.assert_allclose(cache[0], expected, rtol=rtol, atol=rtol)
+    if gamma is not None:
+        expected = expected * gamma.reshape(per_channel)
+    if beta is not None:
+        expected = expected + beta.reshape(per_channel)
+    assert y.dtype == dtype and y.shape == x.shape
+    np.testing.assert_allclose(y, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(x, x_before)
+    if training:
+        unbiased = x64.var(axis=axes, ddof=1)
+        np.testing.assert_allclose(rm, 0.9 * rm_before + 0.1 * mean, rtol=rtol)
+        np.testing.assert_allclose(rv, 0.9 * rv_before + 0.1 * unbiased, rtol=rtol)
+    else:
+        np.testing.assert_array_equal(rm, rm_before)
+        np.testing.assert_array_equal(rv, rv_before)
+    if gamma is not None or beta is not None:
+        assert not np.shares_memory(y, cache[0])

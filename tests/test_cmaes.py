@@ -175,6 +175,37 @@ def test_one_generation_follows_equations_38_to_47(function, diagonal, active):
     assert es.generation == g + 1 and es.evaluations == (g + 1) * p.popsize
 
 
+def covariance_update_as_three_terms(C, y, weights_circ, p_c, decay, c_1, c_mu):
+    """(47) as gee_ref wrote it before the in-place update: decay C + c_1 p_c p_c^T + c_mu Y^T diag(w°) Y."""
+    return decay * C + c_1 * np.outer(p_c, p_c) + c_mu * (y.T * weights_circ) @ y
+
+
+@pytest.mark.parametrize("function, active", [(rosenbrock, True), (rosenbrock, False), (linear, True)])
+def test_in_place_covariance_update_equals_the_three_term_sum(function, active):
+    """Every generation of a run at n = 50 (stale B and D between lazy decompositions, h_sigma 0 on
+    the linear function): tell()'s C equals (47) summed term by term from the same state, to 1e-14."""
+    n = 50
+    es = CMAES(np.linspace(-1, 1, n), 0.5, seed=13, active=active)
+    p = es.params
+    for _ in range(25):
+        C, g = es.C.copy(), es.generation
+        X = es.ask()
+        B, D, m, sigma = es.B.copy(), es.D.copy(), es.mean.copy(), es.sigma
+        f = function(X)
+        es.tell(X, f)
+        y = (X[np.argsort(f, kind="stable")] - m) / sigma
+        inv_sqrt_C_y = B @ ((B.T @ y.T) / D[:, None])
+        weights_circ = p.weights.copy()
+        if active:
+            negative = p.weights < 0
+            weights_circ[negative] *= n / np.sum(inv_sqrt_C_y ** 2, axis=0)[negative]
+        h = np.linalg.norm(es.p_sigma) / math.sqrt(1 - (1 - p.c_sigma) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * p.chi_n
+        decay = 1 + p.c_1 * (1 - h) * p.c_c * (2 - p.c_c) - p.c_1 - p.c_mu * p.weights.sum()
+        expected = covariance_update_as_three_terms(C, y, weights_circ, es.p_c, decay, p.c_1, p.c_mu)
+        assert np.abs(es.C - expected).max() <= 1e-14 * np.abs(expected).max()
+    assert es.eigen_updates >= 2 and not np.allclose(es.C, np.diag(np.diag(es.C)))
+
+
 # ---------------------------------------------------------------- convergence
 # (function, n, seeds, x0, sigma0, pycma 4.5.0 median evaluations to f < 1e-10)
 CONVERGENCE_CASES = [

@@ -50,7 +50,9 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
         if count < 2:
             raise ValueError("batch_norm in training mode needs more than one value per channel")
         mean = x.mean(axis=axes)
-        var = x.var(axis=axes)
+        x_hat = x - _per_channel(mean, x.ndim)  # x - mu, centred once; scaled to x_hat below
+        centred = x_hat.reshape(x.shape[0], x.shape[1], -1)
+        var = xp.einsum("ncs,ncs->c", centred, centred) / count  # mean((x - mu)^2), biased
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
         if running_var is not None:
@@ -60,13 +62,15 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
             raise ValueError("batch_norm in eval mode needs running_mean and running_var")
         mean = xp.asarray(running_mean, dtype=x.dtype)
         var = xp.asarray(running_var, dtype=x.dtype)
+        x_hat = x - _per_channel(mean, x.ndim)
     inv_std = 1.0 / xp.sqrt(var + eps)
-    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
-    y = x_hat
-    if gamma is not None:
-        y = y * _per_channel(gamma, x.ndim)
-    if beta is not None:
-        y = y + _per_channel(beta, x.ndim)
+    x_hat *= _per_channel(inv_std, x.ndim)  # x_hat = (x - mu) / sqrt(var + eps)
+    if gamma is None:
+        y = x_hat if beta is None else x_hat + _per_channel(beta, x.ndim)
+    else:
+        y = x_hat * _per_channel(gamma, x.ndim)  # gamma x_hat, a new array: backward keeps x_hat
+        if beta is not None:
+            y += _per_channel(beta, x.ndim)  # y = gamma x_hat + beta
     cache = (x_hat, inv_std, gamma, beta is not None, axes, count, training)
     return y, cache
 
