@@ -171,7 +171,7 @@ def test_mac_counts_match_the_products_performed(path, c_out, fan_in, genes, pos
     y, cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
     assert CountingArray.macs == genetic_path.forward_macs(path, c_out, fan_in, genes, positions)
     CountingArray.macs = 0
-    genetic_path.product_backward(rng.standard_normal(y.shape).view(CountingArray), cache)
+    genetic_path.product_backward(rng.standard_normal(y.shape).view(CountingArray), cache, cols)
     assert CountingArray.macs == genetic_path.backward_macs(path, c_out, fan_in, genes, positions)
 
 
@@ -186,6 +186,30 @@ def test_mac_counts_by_hand_and_auto_picks_the_cheaper():
     assert genetic_path.choose_path("auto", 64, 576, 100, 1) == "factored"
     assert genetic_path.choose_path("factored", 64, 576, 100, 1024) == "factored"
     assert genetic_path.dense_macs(64, 576, 1024) == 64 * 576 * 1024
+
+
+@given(st.integers(1, 512), st.integers(1, 4608), st.integers(1, 256), st.integers(1, 70000), st.booleans())
+def test_auto_counts_forward_and_backward_when_training(c_out, fan_in, genes, positions, training):
+    def cost(path):
+        macs = genetic_path.forward_macs(path, c_out, fan_in, genes, positions)
+        return macs + (genetic_path.backward_macs(path, c_out, fan_in, genes, positions) if training else 0)
+    cheaper = "factored" if cost("factored") < cost("materialised") else "materialised"
+    assert genetic_path.choose_path("auto", c_out, fan_in, genes, positions, training=training) == cheaper
+    # backward is twice forward on both paths, so training and inference choose alike (documented)
+    assert genetic_path.choose_path("auto", c_out, fan_in, genes, positions) == \
+        genetic_path.choose_path("auto", c_out, fan_in, genes, positions, training=False)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_genetic_conv2d_keeps_its_input_not_its_columns_for_backward(path):
+    """Nothing in the cache is as large as the im2col columns (9x the input for a 3x3 kernel)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 8, 10, 10))
+    x_out, g, x_in = rng.standard_normal((8, 4)), rng.standard_normal((4, 4)), rng.standard_normal((72, 4))
+    _, cache = genetic_conv2d_op.forward(x, x_out, g, x_in, kernel_size=3, padding=1, path=path)
+    product_cache = cache[0]
+    assert any(a is x for a in cache)
+    assert max(a.nbytes for a in product_cache if isinstance(a, np.ndarray)) < 9 * x.nbytes // 2
 
 
 @pytest.mark.parametrize("genes, expected", [(2, "factored"), (40, "materialised")])

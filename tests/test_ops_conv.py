@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 
 from gee_ref import autograd, backend, functional as F, gradcheck
 from gee_ref.ops import conv2d as conv2d_op, linear as linear_op
-from gee_ref.ops.im2col import as_pair, col2im, im2col
+from gee_ref.ops.im2col import as_pair, channel_major_im2col, col2im, im2col
 
 TOLERANCE_FD = 1e-6
 
@@ -102,6 +102,59 @@ def test_col2im_is_the_adjoint_of_im2col(case):
     lhs = np.sum(cols * c)
     rhs = np.sum(x * col2im(c, x_shape, kernel, stride, padding))
     assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols * c).sum())
+
+
+@st.composite
+def stride1_cases(draw, max_size=7):
+    """(x shape, w shape, padding, seed) of a stride-1 conv with padding <= kernel - 1 (per axis),
+    where conv2d's input gradient takes the flipped-kernel route."""
+    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    h = draw(st.integers(max(1, kh - 2 * ph), max_size))
+    w = draw(st.integers(max(1, kw - 2 * pw), max_size))
+    return (n, c_in, h, w), (c_out, c_in, kh, kw), (ph, pw), draw(st.integers(0, 2**32 - 1))
+
+
+@given(stride1_cases())
+def test_flipped_kernel_input_gradient_equals_col2im(case):
+    """Stride 1: correlating dY with the flipped kernel gives col2im(W.T @ dY) to float64 rounding."""
+    x_shape, w_shape, padding, seed = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y, _ = conv2d_op.forward(x, w, padding=padding)
+    grad_rows = rng.standard_normal((w_shape[0], y.size // w_shape[0]))
+    weight_rows = w.reshape(w_shape[0], -1)
+    reference = conv2d_op.input_gradient(grad_rows, weight_rows, x_shape, w_shape[2:], 1, padding, route="col2im")
+    flipped = conv2d_op.input_gradient(grad_rows, weight_rows, x_shape, w_shape[2:], 1, padding, route="flipped")
+    assert flipped.shape == x_shape
+    assert relative_difference(flipped, reference) <= 1e-12
+
+
+def test_flipped_route_is_refused_where_it_does_not_apply():
+    rows, weight = np.zeros((2, 3 * 3 * 3)), np.zeros((2, 27))
+    for stride, padding in [(2, 1), (1, 3)]:
+        with pytest.raises(ValueError, match="flipped"):
+            conv2d_op.input_gradient(rows, weight, (1, 3, 5, 5), (3, 3), stride, padding, route="flipped")
+
+
+@given(conv_cases())
+def test_channel_major_im2col_is_im2col_of_the_transposed_input(case):
+    x_shape, w_shape, stride, padding, seed = case
+    x = np.random.default_rng(seed).standard_normal(x_shape)
+    kernel = w_shape[2:]
+    np.testing.assert_array_equal(channel_major_im2col(np.ascontiguousarray(x.transpose(1, 0, 2, 3)), kernel,
+                                                       stride, padding), im2col(x, kernel, stride, padding))
+
+
+def test_conv2d_keeps_its_input_not_its_columns_for_backward():
+    """The cache holds x itself and the weight: nothing kh*kw times the size of x."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    _, cache = conv2d_op.forward(x, w, padding=1)
+    arrays = [a for a in cache if isinstance(a, np.ndarray)]
+    assert any(a is x for a in arrays)
+    assert sum(a.nbytes for a in arrays) <= x.nbytes + w.nbytes
 
 
 def test_im2col_rows_follow_the_weight_flatten_order():

@@ -16,23 +16,29 @@ Eq. 4-5 (backward), with dY the upstream gradient in the im2col row layout and d
 
 (the factored path computes the same without dW or W; see ``gee_ref.ops.genetic_path``, which
 also counts both paths' MACs and picks the cheaper for ``path="auto"``).
+
+Only x is kept for backward; cols is recomputed there. For stride 1 the [C_in*kh*kw, N*Ho*Wo]
+dcols is never formed: dx is the correlation of dY (materialised; kernel W) or of
+dP = G.T @ X_out.T @ dY (factored; kernel X_in.T), either viewed [*, C_in, kh, kw] and flipped
+(``gee_ref.ops.conv2d.input_gradient``).
 """
 from __future__ import annotations
 
 from gee_ref.ops import genetic_path
-from gee_ref.ops.im2col import as_pair, col2im, conv_geometry, im2col, nchw_to_rows, rows_to_nchw
+from gee_ref.ops.conv2d import input_gradient
+from gee_ref.ops.im2col import as_pair, conv_geometry, im2col, nchw_to_rows, rows_to_nchw
 
 
 def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto"):
     kernel = as_pair(kernel_size, "kernel_size")
     *_, out = conv_geometry(x.shape, kernel, stride, padding)
     genetic_path.check_encodings(x_out, g, x_in, x.shape[1] * kernel[0] * kernel[1])
-    cols = im2col(x, kernel, stride, padding)
-    y_rows, product_cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
-    return rows_to_nchw(y_rows, x.shape[0], out), (product_cache, x.shape, kernel, stride, padding)
+    y_rows, product_cache = genetic_path.product_forward(im2col(x, kernel, stride, padding), x_out, g, x_in, path)
+    return rows_to_nchw(y_rows, x.shape[0], out), (product_cache, x, kernel, stride, padding)
 
 
 def backward(grad, cache):
-    product_cache, x_shape, kernel, stride, padding = cache
-    dcols, dx_out, dg, dx_in = genetic_path.product_backward(nchw_to_rows(grad), product_cache)
-    return col2im(dcols, x_shape, kernel, stride, padding), dx_out, dg, dx_in
+    product_cache, x, kernel, stride, padding = cache
+    weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(
+        nchw_to_rows(grad), product_cache, im2col(x, kernel, stride, padding))
+    return input_gradient(d_rows, weight_rows, x.shape, kernel, stride, padding), dx_out, dg, dx_in

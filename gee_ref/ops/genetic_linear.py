@@ -30,12 +30,12 @@ def forward(x, x_out, g, x_in, b=None, path="auto"):
     y = y_rows.T
     if b is not None:
         y = y + b
-    return y.reshape(x.shape[:-1] + (x_out.shape[0],)), (product_cache, x.shape, b is not None)
+    return y.reshape(x.shape[:-1] + (x_out.shape[0],)), (product_cache, cols, x.shape, b is not None)
 
 
 def backward(grad, cache):
-    product_cache, x_shape, has_bias = cache
+    product_cache, cols, x_shape, has_bias = cache
     grad_rows = grad.reshape(-1, grad.shape[-1])
-    dcols, dx_out, dg, dx_in = genetic_path.product_backward(grad_rows.T, product_cache)
+    dcols, dx_out, dg, dx_in = genetic_path.product_backward(grad_rows.T, product_cache, cols)
     db = grad_rows.sum(axis=0) if has_bias else None
     return dcols.T.reshape(x_shape), dx_out, dg, dx_in, db

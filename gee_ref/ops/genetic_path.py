@@ -23,8 +23,8 @@ dW = dY @ cols.T gives dX_out = dY @ Q.T, dG = dQ @ P.T, dX_in = cols @ dP.T and
 dcols = X_in @ dP, with dQ = X_out.T @ dY and dP = G.T @ dQ.
 
 Costs are counted in multiply-adds (MACs): an [a, b] @ [b, c] product is a*b*c of them.
-``path="auto"`` takes the path with fewer forward MACs for the call at hand (ties go to
-"materialised"). Eq. 2's parameter count lives here too, for the same reports.
+``path="auto"`` takes the path with fewer forward + backward MACs for the call at hand (ties
+go to "materialised"; see ``choose_path``). Eq. 2's parameter count lives here too, for the same reports.
 """
 from __future__ import annotations
 
@@ -64,6 +64,9 @@ def backward_macs(path: str, c_out: int, fan_in: int, genes: int, positions: int
 
     materialised: 2*C_out*fan_in*M (dW, dcols) + 2*C_out*fan_in*g (B, dX_in) + 2*C_out*g*g
     factored:     2*M*g*(C_out + g + fan_in)  (two products per factor)
+
+    (A stride-1 convolution replaces dcols' product by a flipped-kernel correlation of
+    C_in*kh*kw*C'*N*H*W MACs, C' = C_out or g: the same number when padding keeps H, W.)
     """
     if path == "materialised":
         return 2 * c_out * fan_in * positions + 2 * c_out * fan_in * genes + 2 * c_out * genes * genes
@@ -72,15 +75,24 @@ def backward_macs(path: str, c_out: int, fan_in: int, genes: int, positions: int
     raise ValueError(f"unknown genetic path {path!r}: expected one of {', '.join(PATHS)}")
 
 
-def choose_path(path: str, c_out: int, fan_in: int, genes: int, positions: int) -> str:
-    """``path`` itself, or for "auto" the path with fewer forward MACs (ties: materialised)."""
+def choose_path(path: str, c_out: int, fan_in: int, genes: int, positions: int, training: bool = True) -> str:
+    """``path`` itself, or for "auto" the path with fewer MACs (ties: materialised).
+
+    ``training`` (the default: the ops always keep what backward needs) counts forward plus
+    backward MACs, otherwise forward only. With the counts above, backward is exactly twice
+    forward on both paths, so both rules pick the same path today; the sum is what a training
+    step pays, and stays the right rule should either count change.
+    """
     if path in PATHS:
         return path
     if path != "auto":
         raise ValueError(f"unknown genetic path {path!r}: expected 'auto' or one of {', '.join(PATHS)}")
-    materialised = forward_macs("materialised", c_out, fan_in, genes, positions)
-    factored = forward_macs("factored", c_out, fan_in, genes, positions)
-    return "factored" if factored < materialised else "materialised"
+
+    def cost(candidate):
+        macs = forward_macs(candidate, c_out, fan_in, genes, positions)
+        return macs + (backward_macs(candidate, c_out, fan_in, genes, positions) if training else 0)
+
+    return "factored" if cost("factored") < cost("materialised") else "materialised"
 
 
 def check_encodings(x_out, g, x_in, fan_in: int) -> tuple[int, int]:
@@ -103,27 +115,41 @@ def genetic_weight(x_out, g, x_in):
 
 
 def product_forward(cols, x_out, g, x_in, path="auto"):
-    """Y = X_out @ G @ X_in.T @ cols, [C_out, M], by the chosen path; returns (Y, cache)."""
+    """Y = X_out @ G @ X_in.T @ cols, [C_out, M], by the chosen path; returns (Y, cache).
+
+    The cache does not hold cols (a convolution's columns are kh*kw times its input): the
+    caller keeps what it needs to hand cols to ``product_backward`` again.
+    """
     c_out, genes = check_encodings(x_out, g, x_in, cols.shape[0])
     path = choose_path(path, c_out, cols.shape[0], genes, cols.shape[1])
     if path == "materialised":
         a = x_out @ g
         w = a @ x_in.T
-        return w @ cols, (path, cols, x_out, g, x_in, a, w)
+        return w @ cols, (path, x_out, g, x_in, a, w)
     p = x_in.T @ cols
     q = g @ p
-    return x_out @ q, (path, cols, x_out, g, x_in, p, q)
+    return x_out @ q, (path, x_out, g, x_in, p, q)
 
 
-def product_backward(grad, cache):
-    """Gradients (dcols, dX_out, dG, dX_in) of Y = X_out G X_in.T cols, for dY = ``grad``."""
-    path, cols, x_out, g, x_in, first, second = cache
+def product_backward_parts(grad, cache, cols):
+    """(weight_rows, d_rows, dX_out, dG, dX_in) with dcols = weight_rows.T @ d_rows left unformed.
+
+    materialised: weight_rows = W, d_rows = dY;  factored: weight_rows = X_in.T, d_rows = dP.
+    A stride-1 convolution turns that last product into a flipped-kernel correlation instead.
+    """
+    path, x_out, g, x_in, first, second = cache
     if path == "materialised":
         a, w = first, second
         dw = grad @ cols.T
         b = dw @ x_in
-        return w.T @ grad, b @ g.T, x_out.T @ b, dw.T @ a
+        return w, grad, b @ g.T, x_out.T @ b, dw.T @ a
     p, q = first, second
     dq = x_out.T @ grad
     dp = g.T @ dq
-    return x_in @ dp, grad @ q.T, dq @ p.T, cols @ dp.T
+    return x_in.T, dp, grad @ q.T, dq @ p.T, cols @ dp.T
+
+
+def product_backward(grad, cache, cols):
+    """Gradients (dcols, dX_out, dG, dX_in) of Y = X_out G X_in.T cols, for dY = ``grad``."""
+    weight_rows, d_rows, dx_out, dg, dx_in = product_backward_parts(grad, cache, cols)
+    return weight_rows.T @ d_rows, dx_out, dg, dx_in

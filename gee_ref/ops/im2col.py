@@ -13,11 +13,14 @@ turns it into ``y_rows = w.reshape(C_out, -1) @ cols`` ([C_out, N*Ho*Wo]). The r
 order of cols is C-major, then kh, then kw: exactly the order of a PyTorch
 weight's ``flatten(1)``, so the same weight matrix W of paper eq. 1 serves both.
 
-im2col loops over the kh*kw kernel offsets (i, j), never over pixels: for one
-offset, the values for all positions (p, q) are one strided slice of x_pad.
-col2im, its adjoint, adds each offset's slice back into the padded gradient;
-within one offset the slice positions are distinct, so a plain ``+=`` on the
-slice is exact (no scatter-add needed) on NumPy and CuPy alike.
+im2col copies x once into a zero-padded buffer laid out [C, N, H+2ph, W+2pw]
+(the channel-major order of the rows of cols), then loops over the kh*kw kernel
+offsets (i, j), never over pixels: for one offset, the values for all positions
+(p, q) are one strided slice of that buffer, copied as it is. col2im, its
+adjoint, adds each offset's slice back into the padded [N, C, ...] gradient
+(measured faster than the [C, N] layout, which needs a transposing copy at the
+end); within one offset the slice positions are distinct, so a plain ``+=``
+on the slice is exact (no scatter-add needed) on NumPy and CuPy alike.
 """
 from __future__ import annotations
 
@@ -63,15 +66,22 @@ def _offset_slices(i, j, step, out):
 
 def im2col(x, kernel_size, stride=1, padding=0):
     """x [N, C, H, W] -> cols [C*kh*kw, N*Ho*Wo] (rows C-major, then kh, then kw)."""
-    xp = backend.get_array_module(x)
-    (kh, kw), step, (ph, pw), out = conv_geometry(x.shape, kernel_size, stride, padding)
-    n, c = x.shape[:2]
-    x_pad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-    cols = xp.empty((c, kh, kw, n) + out, dtype=x.dtype)
+    conv_geometry(x.shape, kernel_size, stride, padding)
+    return channel_major_im2col(x.transpose(1, 0, 2, 3), kernel_size, stride, padding)
+
+
+def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0):
+    """im2col of an input laid out [C, N, H, W] (e.g. GEMM rows [C, N*H*W] reshaped, no copy)."""
+    xp = backend.get_array_module(x_cnhw)
+    c, n, h, w = x_cnhw.shape
+    (kh, kw), step, (ph, pw), out = conv_geometry((n, c, h, w), kernel_size, stride, padding)
+    x_pad = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x_cnhw.dtype)
+    x_pad[:, :, ph:ph + h, pw:pw + w] = x_cnhw
+    cols = xp.empty((c, kh, kw, n) + out, dtype=x_cnhw.dtype)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _offset_slices(i, j, step, out)
-            cols[:, i, j] = x_pad[:, :, rows, columns].transpose(1, 0, 2, 3)
+            cols[:, i, j] = x_pad[:, :, rows, columns]
     return cols.reshape(c * kh * kw, n * out[0] * out[1])
 
 
