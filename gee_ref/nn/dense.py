@@ -9,14 +9,6 @@ from gee_ref import backend, functional
 from gee_ref.nn.init import kaiming_normal
 from gee_ref.nn.module import Parameter
 from gee_ref.nn.weight_layer import WeightLayer
-from gee_ref.ops.im2col import as_pair
-
-
-def conv_output_hw(input_hw, kernel, stride, padding):
-    """(Ho, Wo) = ((H + 2p - k) // s + 1, ...) for a convolution or pooling window."""
-    if input_hw is None or len(input_hw) != 2:
-        raise ValueError(f"a convolution's MACs need its input size (H, W), got {input_hw!r}")
-    return tuple((input_hw[a] + 2 * padding[a] - kernel[a]) // stride[a] + 1 for a in range(2))
 
 
 class Conv2d(WeightLayer):
@@ -25,17 +17,10 @@ class Conv2d(WeightLayer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
                  dtype=backend.TRAIN_DTYPE, role=None):
         super().__init__(role)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = as_pair(kernel_size, "kernel_size")
-        self.stride, self.padding = as_pair(stride, "stride"), as_pair(padding, "padding")
-        self.fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self.out_features = self.out_channels
+        self._set_conv_geometry(in_channels, out_channels, kernel_size, stride, padding)
         rng = backend.rng(0) if rng is None else rng
         self.w = Parameter(kaiming_normal(rng, (self.out_channels, self.in_channels) + self.kernel_size,
                                           self.fan_in, dtype))
-
-    def output_hw(self, input_hw):
-        return conv_output_hw(input_hw, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x):
         self._observe(x)

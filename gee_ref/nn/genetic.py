@@ -22,12 +22,10 @@ from __future__ import annotations
 import numbers
 
 from gee_ref import backend, functional
-from gee_ref.nn.dense import conv_output_hw
 from gee_ref.nn.init import kaiming_sigma
 from gee_ref.nn.module import Module, Parameter
 from gee_ref.nn.weight_layer import WeightLayer
 from gee_ref.ops import genetic_path
-from gee_ref.ops.im2col import as_pair
 
 TRUNCATION_BOUND = 2.0  # eq. 9: encodings are cut at +-2 sigma_l
 
@@ -126,15 +124,8 @@ class GeneticConv2d(_GeneticLayer):
     def __init__(self, in_channels, out_channels, kernel_size, gene_bank: GeneBank, stride=1, padding=0,
                  x_in_source=None, rng=None, dtype=backend.TRAIN_DTYPE, role=None):
         super().__init__(role)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = as_pair(kernel_size, "kernel_size")
-        self.stride, self.padding = as_pair(stride, "stride"), as_pair(padding, "padding")
-        self.fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        self.out_features = self.out_channels
+        self._set_conv_geometry(in_channels, out_channels, kernel_size, stride, padding)
         self._make_encodings(gene_bank, x_in_source, rng, dtype)
-
-    def output_hw(self, input_hw):
-        return conv_output_hw(input_hw, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x):
         self._observe(x)

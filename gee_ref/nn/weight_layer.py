@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from gee_ref import backend
 from gee_ref.nn.module import Module
+from gee_ref.ops.im2col import as_pair
 
 
 class WeightLayer(Module):
@@ -29,12 +30,28 @@ class WeightLayer(Module):
         self.last_input_rate = None
         self.last_input_hw = None
 
-    # subclasses: fan_in, out_features, output_hw(input_hw)
+    # subclasses set fan_in and out_features (convolutions through _set_conv_geometry)
     fan_in: int
     out_features: int
+    kernel_size = None  # a pair for a convolution, None for a Linear layer
 
     def output_hw(self, input_hw):
-        return None
+        """(Ho, Wo) = ((H + 2p - k) // s + 1, ...) for a convolution; None for a Linear layer."""
+        if self.kernel_size is None:
+            return None
+        if input_hw is None or len(input_hw) != 2:
+            raise ValueError(f"a convolution's MACs need its input size (H, W), got {input_hw!r}")
+        return tuple((input_hw[a] + 2 * self.padding[a] - self.kernel_size[a]) // self.stride[a] + 1
+                     for a in range(2))
+
+    def _set_conv_geometry(self, in_channels, out_channels, kernel_size, stride, padding) -> None:
+        """The attributes every convolution (dense or genetic) keeps: channels, kernel, stride,
+        padding as pairs, fan_in = C_in*kh*kw (a row of the im2col weight) and out_features."""
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride, self.padding = as_pair(stride, "stride"), as_pair(padding, "padding")
+        self.fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        self.out_features = self.out_channels
 
     def _observe(self, x) -> None:
         """Keep the input's mean and spatial size when recording (a host sync: only then)."""
