@@ -5,6 +5,7 @@
     python -m gee_ref.evolve --arch cifarnet --data cifar10.h5 --genes 100 --device gpu
     python -m gee_ref.evolve --executor dask --workers 4          # a LocalCluster
     python -m gee_ref.evolve --executor dask --dask-scheduler tcp://host:8786
+    python -m gee_ref.evolve --executor batched       # a generation trained at once (gee_ref.population)
     python -m gee_ref.evolve --out runs/x --resume    # continue a stopped run (same options)
     python -m gee_ref.evolve --ablation --seeds 3     # paper Table 4: five variants x seeds
 
@@ -13,7 +14,8 @@
    ``--generations`` generations of ``--popsize`` individuals.
 2. Each individual is built, trained briefly and scored by the dynamic fitness (eq. 16) on
    a validation split held out from the training split (``gee_ref.individual``). The
-   population goes through an executor (``gee_ref.executors``): in this process, or on Dask.
+   population goes through an executor (``gee_ref.executors``): in this process, or on Dask,
+   or stacked and trained all at once (``--executor batched``).
 3. The best genotype is trained fully by ``gee_ref.train`` (the same code and report as
    ``python -m gee_ref.train --genome``) and tested.
 
@@ -110,7 +112,8 @@ def build_parser() -> ArgumentParser:
     add("--device", default="cpu", choices=backend.DEVICES)
     add("--out", default=None, help="output folder")
     add("--resume", action="store_true", help="continue the run in --out")
-    add("--executor", default="serial", choices=("serial", "dask"))
+    add("--executor", default="serial", choices=("serial", "dask", "batched"),
+        help="batched: the whole generation trained at once (gee_ref.population)")
     add("--dask-scheduler", dest="dask_scheduler", default=None, metavar="ADDR",
         help="Dask scheduler address (with --executor dask); default: a LocalCluster")
     add("--workers", type=int, default=None, help="LocalCluster worker processes (default 2)")
@@ -308,7 +311,7 @@ def make_run_executor(config: dict):
     from gee_ref.executors import make_executor
 
     workers = config["workers"] if config["workers"] is not None or config["dask_scheduler"] else 2
-    if config["executor"] == "serial":
+    if config["executor"] != "dask":
         workers = None
     return make_executor(config["executor"], address=config["dask_scheduler"], workers=workers,
                          timeout=config.get("dask_timeout", 10.0))
