@@ -24,6 +24,13 @@ def relative_error(analytic, numeric) -> float:
     return float(numpy.abs(a - n).max(initial=0.0) / scale)
 
 
+def relative_difference(a, b) -> float:
+    """max|a - b| / max|b|, b the reference (no floor: for comparing two computations of
+    the same quantity, e.g. two code paths or two devices)."""
+    a, b = backend.to_host(a), backend.to_host(b)
+    return float(numpy.abs(a - b).max(initial=0.0) / max(numpy.abs(b).max(initial=0.0), 1e-300))
+
+
 def numeric_gradients(fn, arrays, upstream, wrt=None, eps=1e-6):
     """Central-difference gradients of sum(fn(*arrays) * upstream) w.r.t. arrays[i], i in wrt."""
     wrt = range(len(arrays)) if wrt is None else wrt

@@ -4,18 +4,13 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gee_ref import autograd, backend, functional as F, gradcheck
+from gee_ref.gradcheck import relative_difference
 from gee_ref.ops import (conv2d as conv2d_op, genetic_conv2d as genetic_conv2d_op,
                          genetic_linear as genetic_linear_op, genetic_path)
 
 PATHS = ["materialised", "factored"]
 TOLERANCE_FD = 1e-6
 TOLERANCE_PATHS = 1e-12
-
-
-def relative_difference(a, b) -> float:
-    """max|a - b| / max|b| (b the reference), on the host."""
-    a, b = backend.to_host(a), backend.to_host(b)
-    return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300))
 
 
 @st.composite

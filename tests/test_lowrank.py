@@ -5,13 +5,8 @@ from hypothesis import given, strategies as st
 
 from gee_ref import backend
 from gee_ref.lowrank import from_dense
+from gee_ref.gradcheck import relative_difference
 from gee_ref.ops import conv2d as conv2d_op, genetic_conv2d as genetic_conv2d_op
-
-
-def relative_difference(a, b) -> float:
-    """max|a - b| / max|b| (b the reference), on the host."""
-    a, b = backend.to_host(a), backend.to_host(b)
-    return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300))
 
 
 def well_conditioned_g(rng, genes):

@@ -4,16 +4,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gee_ref import autograd, backend, functional as F, gradcheck
+from gee_ref.gradcheck import relative_difference
 from gee_ref.ops import conv2d as conv2d_op, linear as linear_op
 from gee_ref.ops.im2col import as_pair, channel_major_im2col, col2im, im2col
 
 TOLERANCE_FD = 1e-6
-
-
-def relative_difference(a, b) -> float:
-    """max|a - b| / max|b| (b the reference), on the host."""
-    a, b = backend.to_host(a), backend.to_host(b)
-    return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-300))
 
 
 @st.composite
