@@ -48,10 +48,7 @@ class CIFARNet(SpikingNetwork):
                 raise ValueError(f"cifarnet: image_size {image_size} is too small for conv_padding {pad}")
         features = channels * size * size
         layers.append(Flatten())
-        for width in FC_WIDTHS:
-            layers += [factory.linear("hidden_fc", features, width), LIF()]
-            features = width
-        layers.append(factory.linear("classifier", features, num_classes))
+        layers += factory.fc_head(features, FC_WIDTHS, num_classes)
         self.body = Sequential(*layers)
         self._finish(time_steps, "cifarnet", config or {"conv_padding": pad})
 

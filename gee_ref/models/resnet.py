@@ -55,10 +55,7 @@ class SpikingResNet(SpikingNetwork):
                 layers.append(BasicBlock(factory, channels, out_channels, stride if b == 0 else 1))
                 channels = out_channels
         layers.append(GlobalAvgPool2d())
-        for width in fc_hidden:
-            layers += [factory.linear("hidden_fc", channels, width), LIF()]
-            channels = width
-        layers.append(factory.linear("classifier", channels, num_classes))
+        layers += factory.fc_head(channels, fc_hidden, num_classes)
         self.body = Sequential(*layers)
         self._finish(time_steps, arch, config or {})
 

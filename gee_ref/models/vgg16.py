@@ -40,10 +40,7 @@ class VGG16(SpikingNetwork):
             channels = item
         features = channels * size * size
         layers.append(Flatten())
-        for width in classifier_hidden:
-            layers += [factory.linear("hidden_fc", features, width), LIF()]
-            features = width
-        layers.append(factory.linear("classifier", features, num_classes))
+        layers += factory.fc_head(features, classifier_hidden, num_classes)
         self.body = Sequential(*layers)
         self._finish(time_steps, "vgg16", config or {})
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from gee_ref import backend
 from gee_ref.nn.dense import Conv2d, Linear
 from gee_ref.nn.genetic import GeneBank, GeneticConv2d, GeneticLinear
+from gee_ref.nn.lif import LIF
 
 ROLES = ("stem", "conv", "shortcut", "hidden_fc", "classifier")
 SCOPES = {
@@ -89,3 +90,11 @@ class LayerFactory:
             layer = Linear(in_features, out_features, bias=bias, rng=self.rng, dtype=self.dtype, role=role)
         self._previous = layer
         return layer
+
+    def fc_head(self, in_features, hidden_widths, num_classes) -> list:
+        """The fully connected head: FC -> LIF for each hidden width, then the classifier FC."""
+        layers = []
+        for width in hidden_widths:
+            layers += [self.linear("hidden_fc", in_features, width), LIF()]
+            in_features = width
+        return layers + [self.linear("classifier", in_features, num_classes)]
