@@ -8,22 +8,19 @@ Layout of a checkpoint file (format attribute ``gee_ref-checkpoint-v1``)::
 Groups are whatever the caller needs ("model", "optimizer", "cmaes", ...); ``meta`` holds
 everything else (epoch, step, config, random generator states from ``rng_state``).
 
-Atomic write: the file is written to a temporary file in the target's folder, flushed to disk
-(fsync), renamed over the target with ``os.replace`` (atomic on POSIX and Windows), and the
-folder is fsynced so that the rename itself survives a power cut. A process killed at any
-moment leaves the target either absent, or the previous complete checkpoint, or the new one;
-at worst a stale ``.<name>.*.tmp`` file stays beside it.
+Atomic write (``gee_ref.atomic``): a process killed at any moment leaves the target either
+absent, or the previous complete checkpoint, or the new one; at worst a stale
+``.<name>.*.tmp`` file stays beside it.
 """
 from __future__ import annotations
 
 import json
 import os
-import secrets
 
 import h5py
 import numpy
 
-from gee_ref import backend
+from gee_ref import atomic, backend
 
 FORMAT = "gee_ref-checkpoint-v1"
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -48,24 +45,14 @@ def save_checkpoint(path, tensors: dict, meta: dict) -> None:
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write checkpoint {path}: folder {folder} does not exist")
-    # A fresh name beside the target ("x": h5py refuses to overwrite); created with the
-    # process's umask, so the checkpoint gets the same permissions as any other new file.
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with h5py.File(temporary, "x") as h5:
+    with atomic.replacing(path) as temporary:
+        with h5py.File(temporary, "x") as h5:  # "x": a fresh file, never an old one reused
             h5.attrs["format"] = FORMAT
             h5.attrs["meta"] = meta_text
             for group_name, arrays in groups.items():
                 group = h5.create_group(group_name)
                 for name, array in arrays.items():
                     group.create_dataset(name, data=array)
-        _fsync(temporary, os.O_RDWR)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    _fsync(folder, os.O_RDONLY, required=False)  # not every platform can fsync a folder
 
 
 def load_checkpoint(path):
@@ -145,23 +132,6 @@ def _host_groups(tensors) -> dict:
 def _check_name(name, what: str) -> None:
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
         raise ValueError(f"checkpoint {what} name must be a non-empty string without '/', got {name!r}")
-
-
-def _fsync(path: str, flags: int, required: bool = True) -> None:
-    """Flush a file's (or a folder's) data and metadata to disk."""
-    try:
-        handle = os.open(path, flags)
-    except OSError:
-        if required:
-            raise
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        if required:
-            raise
-    finally:
-        os.close(handle)
 
 
 def _json_safe(value):

@@ -5,19 +5,18 @@ eigensystem B, D of the last lazy decomposition, both evolution paths, the count
 termination history, the best solution, and the state of the host random generator (as JSON,
 PCG64's 128-bit integers included). Floats are stored as float64, so nothing is rounded.
 
-The file is written atomically: to a temporary file in the same folder, flushed to disk
-(fsync), then renamed over the target with ``os.replace``; a crash leaves either the old or the
-new file, never half of one.
+The file is written atomically (``gee_ref.atomic``): a crash leaves either the old or the new
+file, never half of one.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import h5py
 import numpy
 
+from gee_ref import atomic
 from gee_ref import backend as array_backend
 
 FORMAT = "gee_ref.cmaes/1"
@@ -27,30 +26,9 @@ _VECTORS = ("mean", "D", "p_sigma", "p_c")
 
 def save_state(es, path) -> None:
     """Write the state of the CMAES ``es`` to ``path`` atomically."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".cmaes-", suffix=".h5.tmp", dir=folder)
-    os.close(handle)
-    try:
-        with h5py.File(temporary, "w") as h5:
+    with atomic.replacing(path) as temporary:
+        with h5py.File(temporary, "x") as h5:
             _write(h5, es)
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    try:  # make the rename itself durable (not possible on every platform)
-        folder_handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(folder_handle)
-    except OSError:
-        pass
-    finally:
-        os.close(folder_handle)
 
 
 def _write(h5, es) -> None:

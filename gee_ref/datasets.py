@@ -26,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import NamedTuple
 
 import h5py
 import numpy
+
+from gee_ref import atomic
 
 FORMAT = "gee_ref-images-v1"
 SPLITS = ("train", "test")
@@ -112,7 +113,7 @@ def write_dataset(path, splits, classes, source, compression=None):
     """Write ``splits = {"train": (images, labels), "test": (images, labels)}`` to ``path``.
 
     The arrays are validated first (same checks as ``load_dataset``). The file is written
-    to a temporary name in the same folder and moved into place with ``os.replace``, so a
+    to a temporary name in the same folder and moved into place (``gee_ref.atomic``), so a
     reader never sees half a file. ``compression`` is passed to h5py (e.g. "gzip").
     Returns the path.
     """
@@ -123,9 +124,8 @@ def write_dataset(path, splits, classes, source, compression=None):
     checked = {name: validate_split(*splits[name], n_classes=len(classes), where=f"{path} [{name}]")
                for name in SPLITS}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with h5py.File(temporary, "w") as f:
+    with atomic.replacing(path) as temporary:
+        with h5py.File(temporary, "x") as f:
             f.attrs["format"] = FORMAT
             f.attrs["classes"] = json.dumps(list(classes))
             f.attrs["source"] = str(source)
@@ -133,10 +133,6 @@ def write_dataset(path, splits, classes, source, compression=None):
                 group = f.create_group(name)
                 group.create_dataset("images", data=images, compression=compression)
                 group.create_dataset("labels", data=labels, compression=compression)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return path
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy
 
-from gee_ref import backend
+from gee_ref import atomic, backend
 
 CHECKPOINT_FORMAT = "gee_ref-evolve-checkpoint-v1"
 LOG_NAME, CHECKPOINT_NAME, BEST_GENOME_NAME = "log.jsonl", "checkpoint.h5", "best_genome.h5"
@@ -51,12 +51,7 @@ def data_path(config: dict) -> Path:
 # ---------------------------------------------------------------------------- small file helpers
 
 def write_json_atomic(path: Path, value) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as stream:
-        stream.write(json.dumps(value, indent=2) + "\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    atomic.write_text(path, json.dumps(value, indent=2) + "\n")
 
 
 def append_line(path: Path, record: dict) -> int:

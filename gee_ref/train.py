@@ -41,14 +41,13 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from gee_ref import backend
+from gee_ref import atomic, backend
 from gee_ref.cli_errors import ArgumentParser, run_main
 
 CHECKPOINT_NAME = "checkpoint.h5"
@@ -283,9 +282,7 @@ def check_resumable(saved: dict, config: dict, path) -> None:
 
 def write_log(out: Path, history) -> None:
     """OUT/log.jsonl, one JSON line per finished epoch (rewritten whole, then renamed into place)."""
-    temporary = out / f".{LOG_NAME}.{os.getpid()}.tmp"
-    temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
-    os.replace(temporary, out / LOG_NAME)
+    atomic.write_text(out / LOG_NAME, "".join(json.dumps(record) + "\n" for record in history))
 
 
 # ---------------------------------------------------------------------------- from dense (eq. 6-8)
@@ -461,9 +458,7 @@ def main(argv=None):
         train_epochs(config, out, model, optimizer, (train_loader, eval_loader, eval_split), history, extra,
                      memory, progress)
     report = final_report(config, model, test_loader, history, extra, memory)
-    temporary = out / f".{REPORT_NAME}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(temporary, out / REPORT_NAME)
+    atomic.write_text(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     print_report(report, out / REPORT_NAME)
     return 0
 

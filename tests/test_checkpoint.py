@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gee_ref
-from gee_ref import backend, checkpoint
+from gee_ref import atomic, backend, checkpoint
 from gee_ref.autograd import Tensor
 from gee_ref.checkpoint import CheckpointError, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from gee_ref.optim import AdamW
@@ -131,7 +131,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, fai
         raise KeyboardInterrupt if failure == "interrupt" else OSError("disk full")
 
     monkeypatch.setattr(checkpoint.os, "replace", broken) if failure == "replace" else \
-        monkeypatch.setattr(checkpoint, "_fsync", broken)
+        monkeypatch.setattr(atomic, "_fsync", broken)
     with pytest.raises(KeyboardInterrupt if failure == "interrupt" else OSError):
         save_checkpoint(target, {"model": {"w": np.ones(3)}}, {"step": 2})
     monkeypatch.undo()

@@ -25,6 +25,7 @@ import os
 import h5py
 import numpy
 
+from gee_ref import atomic
 from gee_ref.golden.case import BOOKKEEPING, CHECKED_GROUPS, GROUPS, Case
 
 FORMAT = "gee_ref-golden-v1"
@@ -62,19 +63,14 @@ def write_golden(path, cases, seed) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise GoldenFileError(f"cannot write {path}: the folder {folder} does not exist")
-    tmp = path + ".tmp"
-    try:
-        with h5py.File(tmp, "w", track_order=True) as h5:
+    with atomic.replacing(path) as temporary:
+        with h5py.File(temporary, "x", track_order=True) as h5:
             h5.attrs["format"] = FORMAT
             h5.attrs["seed"] = int(seed)
             h5.attrs["generator"] = "python -m gee_ref.golden"
             h5.attrs["case_count"] = len(cases)
             for case in cases:
                 _write_case(h5, case)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_case(h5, case) -> None:
