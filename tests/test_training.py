@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gee_ref import autograd, backend, cli_errors, datasets, energy, measure, training
+from gee_ref import autograd, backend, cli_errors, datasets, energy, fitness, measure, training
 from gee_ref.loader import Loader
 from gee_ref.models import build_model
 
@@ -146,13 +146,6 @@ def test_parameter_groups_state_round_trip(digits):
 
 # ---------------------------------------------------------------------------- spike statistics
 
-def temporal_difference_directly(layers):
-    """DESIGN.md eq. 13 written out on whole spike arrays [T, N, ...]."""
-    per_layer = [np.abs(np.diff(s.astype(np.float64), axis=0)).sum(axis=0).mean() / (s.shape[0] - 1)
-                 for s in layers]
-    return float(np.mean(per_layer))
-
-
 @given(st.integers(2, 5), st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(0, 2**31))
 def test_spike_statistics_accumulated_over_batches_equal_the_whole(time_steps, batch_sizes, seed):
     rng = np.random.default_rng(seed)
@@ -165,7 +158,7 @@ def test_spike_statistics_accumulated_over_batches_equal_the_whole(time_steps, b
         stats.add(b)
     samples = sum(batch_sizes)
     assert stats.samples == samples
-    assert np.isclose(stats.temporal_difference(), temporal_difference_directly(whole), rtol=1e-12, atol=1e-15)
+    assert np.isclose(stats.temporal_difference(), fitness.temporal_difference(whole), rtol=1e-12, atol=1e-15)
     assert np.allclose(stats.firing_rates(), energy.firing_rates(whole), rtol=1e-12)
     assert np.isclose(stats.spikes_per_sample(), energy.spikes_per_sample(whole, samples), rtol=1e-12)
     assert 0.0 <= stats.temporal_difference() <= 1.0
@@ -192,7 +185,7 @@ def test_evaluate_records_consistent_statistics(digits):
     result = training.evaluate(model, loader, record=True, keep_spikes=True)
     spikes = result["spike_arrays"]
     assert [s.shape[:2] for s in spikes] == [(4, 128)] * 3
-    assert np.isclose(result["temporal_difference"], temporal_difference_directly(spikes), rtol=1e-9)
+    assert np.isclose(result["temporal_difference"], fitness.temporal_difference(spikes), rtol=1e-9)
     assert np.allclose(result["firing_rates"], energy.firing_rates(spikes), rtol=1e-9)
     assert np.isclose(result["spikes_per_sample"], energy.spikes_per_sample(spikes, 128), rtol=1e-9)
     # in the digits net every weight layer but the first reads one LIF layer's spikes
