@@ -111,7 +111,7 @@ def evaluate_individual(task: IndividualTask) -> dict:
     s = task.settings
     vector = numpy.asarray(task.vector, dtype=numpy.float64)
     template = s.genome_template
-    r_s = float(fitness.spatial_entropy(vector[template.num_layers:].reshape(template.genes, template.genes)))
+    r_s = float(fitness.spatial_entropy(template.with_vector(vector).G))
     record = {"index": int(task.index), "fitness": math.nan, "loss": math.nan, "accuracy": math.nan,
               "r_t": math.nan, "r_s": r_s, "train_loss": math.nan, "train_steps": 0, "nonfinite": True}
 

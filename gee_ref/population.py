@@ -268,7 +268,7 @@ def evaluate_population(tasks, dtype=None) -> list:
     with numpy.errstate(all="ignore"):
         for t in tasks:
             vector = numpy.asarray(t.vector, dtype=numpy.float64)
-            r_s = float(fitness.spatial_entropy(vector[template.num_layers:].reshape(template.genes, template.genes)))
+            r_s = float(fitness.spatial_entropy(template.with_vector(vector).G))
             records.append({"index": int(t.index), "fitness": math.nan, "loss": math.nan, "accuracy": math.nan,
                             "r_t": math.nan, "r_s": r_s, "train_loss": math.nan, "train_steps": 0,
                             "nonfinite": True})
