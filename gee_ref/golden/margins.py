@@ -15,6 +15,7 @@ import math
 import numpy
 
 from gee_ref.ops import lif as lif_op
+from gee_ref.ops import surrogate as surrogates
 
 
 def kinks(surrogate: str, alpha: float, soft: bool) -> tuple:
@@ -25,21 +26,11 @@ def kinks(surrogate: str, alpha: float, soft: bool) -> tuple:
     return points
 
 
-def _spike(soft, surrogate, alpha):
-    from gee_ref.ops import surrogate as surrogates
-    sg = surrogates.get(surrogate)
-    return (lambda x: sg.primitive(x, alpha)) if soft else surrogates.heaviside
-
-
 def membrane(x_seq, tau, v_th, v_reset, surrogate, alpha, soft):
-    """H [T, N, ...] of a LIF layer driven by x_seq (the forward recurrence of gee_ref.ops.lif)."""
-    spike = _spike(soft, surrogate, alpha)
-    h_seq = numpy.empty_like(x_seq)
-    v = numpy.full_like(x_seq[0], v_reset)
-    for t in range(x_seq.shape[0]):
-        h_seq[t] = lif_op.charge(v, x_seq[t], tau, v_reset)
-        v = lif_op.reset(h_seq[t], lif_op.fire(h_seq[t], v_th, spike), v_reset)
-    return h_seq
+    """H [T, N, ...] of a LIF layer driven by x_seq: what gee_ref.ops.lif's forward keeps for backward."""
+    _, cache = lif_op.forward(x_seq, tau=tau, v_th=v_th, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
+                              soft=soft)
+    return cache[0]
 
 
 def margin(h_seq, v_th, points) -> float:
@@ -57,7 +48,7 @@ def nudge(x_seq, tau, v_th, v_reset, surrogate, alpha, soft, distance):
     steps on with the moved value. Kinks are >= 0.5 apart, far more than 6 * distance.
     """
     points = kinks(surrogate, alpha, soft)
-    spike = _spike(soft, surrogate, alpha)
+    spike = lif_op.firing_function(surrogates.get(surrogate), alpha, soft)
     x_seq = numpy.array(x_seq, dtype=numpy.float64)
     v = numpy.full_like(x_seq[0], v_reset)
     for t in range(x_seq.shape[0]):

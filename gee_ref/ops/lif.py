@@ -43,7 +43,8 @@ def reset(h, s, v_reset):
     return h * (1.0 - s) + v_reset * s
 
 
-def _spike_function(surrogate, alpha, soft):
+def firing_function(surrogate, alpha, soft):
+    """The firing nonlinearity: the Heaviside step, or (soft) the surrogate's primitive."""
     if soft:
         return lambda x: surrogate.primitive(x, alpha)
     return surrogates.heaviside
@@ -62,7 +63,7 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     if not tau > 0 or not alpha > 0:
         raise ValueError(f"lif needs tau > 0 and alpha > 0, got tau={tau}, alpha={alpha}")
     xp = backend.get_array_module(x_seq)
-    spike_function = _spike_function(sg, alpha, soft)
+    spike_function = firing_function(sg, alpha, soft)
     h_seq = xp.empty_like(x_seq)
     s_seq = xp.empty_like(x_seq)
     v = xp.full_like(x_seq[0], v_reset)
@@ -78,7 +79,7 @@ def backward(grad, cache):
     """dL/dX [T, N, ...] by BPTT (module docstring); S_t is recomputed from the cached H."""
     h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft = cache
     xp = backend.get_array_module(h_seq)
-    spike_function = _spike_function(sg, alpha, soft)
+    spike_function = firing_function(sg, alpha, soft)
     grad_x = xp.empty_like(h_seq)
     grad_v = xp.zeros_like(h_seq[0])  # dL/dV_t arriving from step t+1
     for t in reversed(range(h_seq.shape[0])):
