@@ -160,11 +160,6 @@ def set_torch_tf32(torch, enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def gee_tf32_switch():
-    """gee_ref's TF32 option, if it has one (a callable taking a bool), else None."""
-    return getattr(backend, "set_tf32", None)
-
-
 # ------------------------------------------------------------------------- (a) training step
 
 def run_training_step(ctx) -> list:
@@ -214,28 +209,19 @@ def run_training_step(ctx) -> list:
 
 
 def _tf32_row(ctx, pair, config):
+    """Both sides with TF32 matrix products (gee_ref: ``backend.set_tf32``; torch: allow_tf32)."""
     torch = ctx.torch
-    switch = gee_tf32_switch()
     if torch is None:
         return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
                         status="not measured", note="torch not installed")
     set_torch_tf32(torch, True)
-    fns = {"torch": pair.torch_step}
-    if switch is not None:
-        switch(True)
-        fns["gee_ref"] = pair.gee_step
+    backend.set_tf32(True)
     try:
-        runs = ctx.time_ms(fns)
+        runs = ctx.time_ms({"gee_ref": pair.gee_step, "torch": pair.torch_step})
     finally:
         set_torch_tf32(torch, False)
-        if switch is not None:
-            switch(False)
+        backend.set_tf32(False)
     target = ratio_target("<= 1.0 x PyTorch (TF32, H100)", 1.0, ("gpu",))
-    if switch is None:
-        return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
-                        reference_name="torch eager CUDA TF32", reference=median(runs["torch"]), target=target,
-                        status="not measured",
-                        note="gee_ref has no TF32 option: PyTorch TF32 time only", extra={"torch_runs": runs["torch"]})
     return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
                     gee_runs=runs["gee_ref"], reference_name="torch eager CUDA TF32",
                     reference=median(runs["torch"]), target=target)

@@ -78,6 +78,7 @@ def ablation_table(config: dict, runs: dict, variants, seeds) -> dict:
     budget = {k: config[k] for k in ("arch", "genes", "data", "generations", "popsize", "eval_steps", "eval_epochs",
                                      "eval_lr", "batch_size", "val_fraction", "alpha", "beta", "sigma0", "cmaes",
                                      "select", "final_epochs", "final_steps_per_epoch", "time_steps", "device")}
+    budget["tf32"] = bool(config.get("tf32"))
     return {"format": "gee_ref-ablation-v1", "budget": budget, "rows": rows}
 
 

@@ -8,7 +8,8 @@ importing numpy or cupy directly (the Chainer idiom)::
 
 It also fixes the dtype policy (float32 to train, float64 to check numbers),
 hands out seeded random generators on either device, and moves arrays between
-host and device.
+host and device. On the GPU, float32 matrix products may use TF32 tensor cores
+(``set_tf32``), an explicit option that is off by default.
 """
 from __future__ import annotations
 
@@ -107,3 +108,38 @@ def synchronize(xp) -> None:
     """Wait for queued GPU work (no-op on NumPy); only for timing and tests."""
     if xp is not numpy:
         xp.cuda.Device().synchronize()
+
+
+# CuPy's compute types for cuBLAS (cupy/_core/_routines_linalg.pxd); looked up by name first.
+_CUPY_COMPUTE_TYPE_DEFAULT, _CUPY_COMPUTE_TYPE_TF32 = 1, 7
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let CuPy's float32 matrix products run on TF32 tensor cores (True) or in strict float32.
+
+    TF32 keeps float32's range but rounds the GEMM inputs to a 10-bit mantissa (about 3
+    decimal digits); PyTorch calls the same switch ``allow_tf32``. Off by default, because the
+    reference numbers of gee_ref are float32 and float64. Needs CuPy and a GPU of compute
+    capability 8.0 or more (Ampere, Hopper); NumPy on the CPU has no TF32.
+    """
+    cupy = _import_cupy()
+    if cupy is None:
+        raise DeviceUnavailableError("TF32 is a GPU option: CuPy with a CUDA GPU is needed (or leave --tf32 off)")
+    from cupy._core import _routines_linalg as linalg
+
+    if enabled and int(cupy.cuda.Device().compute_capability) < 80:
+        raise DeviceUnavailableError(
+            f"TF32 needs a GPU of compute capability 8.0 or more, this one is {cupy.cuda.Device().compute_capability}")
+    tf32 = getattr(linalg, "COMPUTE_TYPE_TF32", _CUPY_COMPUTE_TYPE_TF32)
+    default = getattr(linalg, "COMPUTE_TYPE_DEFAULT", _CUPY_COMPUTE_TYPE_DEFAULT)
+    linalg.set_compute_type(numpy.float32, tf32 if enabled else default)
+
+
+def tf32_enabled() -> bool:
+    """Whether CuPy's float32 matrix products currently use TF32 (False without CuPy)."""
+    cupy = _import_cupy()
+    if cupy is None:
+        return False
+    from cupy._core import _routines_linalg as linalg
+
+    return linalg.get_compute_type(numpy.float32) == getattr(linalg, "COMPUTE_TYPE_TF32", _CUPY_COMPUTE_TYPE_TF32)

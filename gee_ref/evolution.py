@@ -110,7 +110,8 @@ class Evolution:
         self.settings = EvaluationSettings(
             genome_template=self.start, data_path=str(data_path(c)), seed=c["seed"],
             val_fraction=c["val_fraction"], eval_steps=c["eval_steps"], eval_epochs=c["eval_epochs"],
-            batch_size=c["batch_size"], lr=c["eval_lr"], alpha=alpha, beta=beta, device=c["device"])
+            batch_size=c["batch_size"], lr=c["eval_lr"], alpha=alpha, beta=beta, device=c["device"],
+            tf32=bool(c.get("tf32")))
         self.diagonal = c["cmaes"] == "diagonal" or (c["cmaes"] == "auto" and self.n > AUTO_DIAGONAL_ABOVE)
         self.es = None
         self.generation = 0

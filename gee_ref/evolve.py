@@ -52,6 +52,8 @@ CMAES_MODES = ("auto", "full", "diagonal")
 SELECT_MODES = ("loss", "fitness")
 # Settings that a resumed run may change; any other must match the run's config.json.
 RESUMABLE_CHANGES = ("executor", "dask_scheduler", "workers", "progress")
+# Settings added after the first runs were written: a config.json without one had this value.
+LATER_SETTINGS = {"tf32": False}
 
 # Defaults by dataset kind (``train.dataset_kind``, by image side); each is an option. The
 # digits budget is sized so that the no-option run ends in a few minutes on two CPU cores;
@@ -110,6 +112,8 @@ def build_parser() -> ArgumentParser:
     add("--select", default="loss", choices=SELECT_MODES, help="how the best genotype is chosen")
     add("--seed", type=int, default=0)
     add("--device", default="cpu", choices=backend.DEVICES)
+    add("--tf32", action="store_true",
+        help="GPU only: float32 matrix products on TF32 tensor cores (faster, 10-bit mantissa; off by default)")
     add("--out", default=None, help="output folder")
     add("--resume", action="store_true", help="continue the run in --out")
     add("--executor", default="serial", choices=("serial", "dask", "batched"),
@@ -167,7 +171,7 @@ def resolve_config(args, image_shape, classes) -> dict:
         "eval_steps": eval_steps, "eval_epochs": eval_epochs, "eval_lr": args.eval_lr,
         "batch_size": batch_size, "val_fraction": args.val_fraction, "seed": args.seed,
         "final_epochs": pick("final_epochs"), "final_steps_per_epoch": args.final_steps_per_epoch,
-        "device": args.device,
+        "device": args.device, "tf32": args.tf32,
         "executor": args.executor, "dask_scheduler": args.dask_scheduler, "workers": args.workers,
     }
     check_config(config)
@@ -196,6 +200,8 @@ def check_config(c: dict) -> None:
     for name in ("alpha", "beta"):
         if not (math.isfinite(c[name]) and c[name] >= 0):
             raise ValueError(f"--{name} must be a number >= 0, got {c[name]}")
+    if c["tf32"] and c["device"] != "gpu":
+        raise ValueError("--tf32 needs --device gpu: TF32 is a mode of the GPU's tensor cores")
     if not 0.0 < c["val_fraction"] < 1.0:
         raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {c['val_fraction']}")
     if c["variant"] not in fitness.VARIANTS:
@@ -215,6 +221,7 @@ def default_out(config: dict) -> Path:
 # ---------------------------------------------------------------------------- one run
 
 def check_resumable(saved: dict, config: dict, path) -> None:
+    saved = {**LATER_SETTINGS, **saved}
     for key in sorted(set(saved) | set(config)):
         if key not in RESUMABLE_CHANGES and saved.get(key) != config.get(key):
             raise ValueError(f"cannot resume {path}: it was written with {key}={saved.get(key)!r}, "
@@ -298,6 +305,8 @@ def train_final(config: dict, out: Path, progress: bool) -> dict:
         argv += ["--data", config["data"]]
     if config["final_steps_per_epoch"]:
         argv += ["--steps-per-epoch", str(config["final_steps_per_epoch"])]
+    if config.get("tf32"):
+        argv.append("--tf32")
     if (final / train.CHECKPOINT_NAME).exists():
         argv.append("--resume")
     print(f"training the best genotype fully: python -m gee_ref.train {' '.join(argv)}", flush=True)
@@ -324,6 +333,8 @@ def main(argv=None):
     backend.xp_for(args.device)  # a GPU asked for but missing: one line, before any work
     info = dataset_info(Path(args.data) if args.data else data_path({"data": None}))
     config = resolve_config(args, info.shapes["train"][1:], info.classes)
+    if config["tf32"]:
+        backend.set_tf32(True)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.ablation and args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")

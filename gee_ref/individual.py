@@ -51,6 +51,7 @@ class EvaluationSettings:
     alpha: float  # effective weights of the variant (``fitness.variant_weights``)
     beta: float
     device: str = "cpu"
+    tf32: bool = False  # GPU: float32 matrix products on TF32 tensor cores (``backend.set_tf32``)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def evaluate_individual(task: IndividualTask) -> dict:
 
     started = time.perf_counter()
     s = task.settings
+    if s.tf32:  # set in this process: a Dask worker does not share the caller's switch
+        backend.set_tf32(True)
     vector = numpy.asarray(task.vector, dtype=numpy.float64)
     template = s.genome_template
     r_s = float(fitness.spatial_entropy(template.with_vector(vector).G))

@@ -261,6 +261,8 @@ def evaluate_population(tasks, dtype=None) -> list:
     s, generation = tasks[0].settings, tasks[0].generation
     if any(t.settings is not s or t.generation != generation for t in tasks):
         raise ValueError("evaluate_population needs tasks of one generation with one EvaluationSettings")
+    if s.tf32:
+        backend.set_tf32(True)
     template = s.genome_template
     train_images, train_labels, val_images, val_labels = _splits(s)
     num_classes = template.model_config.get("num_classes")

@@ -64,7 +64,9 @@ DATASET_DEFAULTS = {  # by image side, see the module docstring
 OPTIMIZER_DEFAULTS = {"sgd": {"lr": 0.1, "weight_decay": 5e-4}, "adamw": {"lr": 1e-3, "weight_decay": 0.01}}
 DEFAULT_TIME_STEPS = 4
 # Settings a resumed run may change; every other one must equal the checkpoint's.
-RESUMABLE_CHANGES = ("epochs", "device")
+RESUMABLE_CHANGES = ("epochs", "device", "tf32")
+# Settings added after the first checkpoints were written: a checkpoint without one had this value.
+LATER_SETTINGS = {"tf32": False}
 
 
 # ---------------------------------------------------------------------------- command line
@@ -80,6 +82,8 @@ def build_parser() -> ArgumentParser:
     add("--data", default=None, help="dataset HDF5 file (default: the embedded digits)")
     add("--epochs", type=int, default=None, help="epochs (default by dataset, see the module docstring)")
     add("--device", default="cpu", choices=backend.DEVICES)
+    add("--tf32", action="store_true",
+        help="GPU only: float32 matrix products on TF32 tensor cores (faster, 10-bit mantissa; off by default)")
     add("--genome", default=None, help="a genotype file from the evolution: its G and sigmas (eq. 9)")
     add("--from-dense", dest="from_dense", default=None, metavar="CKPT",
         help="compress this dense run's checkpoint into the genetic net (eq. 6-8), then fine-tune")
@@ -151,7 +155,7 @@ def resolve_config(args, image_shape, classes, genome=None) -> dict:
         "time_steps": _pick(args.time_steps, int(made_for.get("time_steps", DEFAULT_TIME_STEPS))),
         "scope": made_for.get("scope"), "share_encodings": bool(made_for.get("share_encodings", False)),
         "seed": args.seed, "val_fraction": args.val_fraction, "steps_per_epoch": args.steps_per_epoch,
-        "device": args.device, "noise_ratio": args.noise_ratio,
+        "device": args.device, "tf32": args.tf32, "noise_ratio": args.noise_ratio,
         "genome": str(Path(args.genome).resolve()) if args.genome else None,
         "from_dense": str(Path(args.from_dense).resolve()) if args.from_dense else None,
     }
@@ -181,6 +185,8 @@ def _check_config(c) -> None:
         raise ValueError(f"--warmup-epochs must lie in [0, epochs], got {c['warmup_epochs']}")
     if not (math.isfinite(c["noise_ratio"]) and c["noise_ratio"] >= 0):
         raise ValueError(f"--noise-ratio must be a number >= 0, got {c['noise_ratio']}")
+    if c["tf32"] and c["device"] != "gpu":
+        raise ValueError("--tf32 needs --device gpu: TF32 is a mode of the GPU's tensor cores")
     if not c["genetic"] and (c["genome"] or c["from_dense"]):
         raise ValueError("--dense cannot be combined with --genome or --from-dense")
 
@@ -271,6 +277,7 @@ def load_run(path: Path):
 
 def check_resumable(saved: dict, config: dict, path) -> None:
     """A resumed run keeps every setting of the checkpoint but those in RESUMABLE_CHANGES."""
+    saved = {**LATER_SETTINGS, **saved}
     for key in sorted(set(saved) | set(config)):
         if key not in RESUMABLE_CHANGES and saved.get(key) != config.get(key):
             raise ValueError(f"cannot resume {path}: it was written with {key}={saved.get(key)!r}, "
@@ -440,6 +447,8 @@ def main(argv=None):
         from gee_ref.genome import load_genome
         genome = load_genome(args.genome)
     config = resolve_config(args, splits[0].shape[1:], splits[4], genome)
+    if config["tf32"]:
+        backend.set_tf32(True)
     out = Path(args.out) if args.out else Path("runs") / (
         f"train-{config['arch']}-{'dense' if args.dense else 'g' + str(config['genes'])}-seed{config['seed']}")
     progress = sys.stderr.isatty() if args.progress is None else args.progress

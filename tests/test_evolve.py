@@ -193,6 +193,7 @@ def test_resume_refuses_other_settings_and_new_run_refuses_old_folder(tiny_run, 
     (["--eval-steps", "2", "--eval-epochs", "1"], "not both"),
     (["--arch", "lenet"], "architecture"),
     (["--workers", "2"], "--executor dask"),
+    (["--tf32"], "--tf32 needs --device gpu"),
 ])
 def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, options, message):
     assert run_cli(["--out", str(tmp_path / "x"), "--no-progress"] + options) == 2

@@ -182,6 +182,7 @@ def bad_inputs(tmp, data):
         "corrupt dense checkpoint": (["--data", data, "--from-dense", str(corrupt)], "corrupt.h5"),
         "corrupt genome": (["--data", data, "--genome", str(corrupt)], "genome"),
         "gpu without one": (["--data", data, "--device", "gpu"], "gpu"),
+        "tf32 on the cpu": (["--data", data, "--tf32"], "--tf32"),
     }
 
 
