@@ -221,11 +221,9 @@ def default_out(config: dict) -> Path:
 # ---------------------------------------------------------------------------- one run
 
 def check_resumable(saved: dict, config: dict, path) -> None:
-    saved = {**LATER_SETTINGS, **saved}
-    for key in sorted(set(saved) | set(config)):
-        if key not in RESUMABLE_CHANGES and saved.get(key) != config.get(key):
-            raise ValueError(f"cannot resume {path}: it was written with {key}={saved.get(key)!r}, "
-                             f"this run has {key}={config.get(key)!r}")
+    from gee_ref.train import check_same_settings
+
+    check_same_settings(saved, config, path, RESUMABLE_CHANGES, LATER_SETTINGS)
 
 
 def prepare_out(config: dict, out: Path, resume: bool) -> None:

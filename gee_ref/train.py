@@ -275,13 +275,19 @@ def load_run(path: Path):
     return tensors, meta
 
 
-def check_resumable(saved: dict, config: dict, path) -> None:
-    """A resumed run keeps every setting of the checkpoint but those in RESUMABLE_CHANGES."""
-    saved = {**LATER_SETTINGS, **saved}
+def check_same_settings(saved: dict, config: dict, path, may_change, later_settings) -> None:
+    """ValueError unless a resumed run has the saved settings, but for those in ``may_change``;
+    a setting missing from an older save (``later_settings``) had its default there."""
+    saved = {**later_settings, **saved}
     for key in sorted(set(saved) | set(config)):
-        if key not in RESUMABLE_CHANGES and saved.get(key) != config.get(key):
+        if key not in may_change and saved.get(key) != config.get(key):
             raise ValueError(f"cannot resume {path}: it was written with {key}={saved.get(key)!r}, "
                              f"this run has {key}={config.get(key)!r}")
+
+
+def check_resumable(saved: dict, config: dict, path) -> None:
+    """A resumed run keeps every setting of the checkpoint but those in RESUMABLE_CHANGES."""
+    check_same_settings(saved, config, path, RESUMABLE_CHANGES, LATER_SETTINGS)
     if saved["epochs"] != config["epochs"] and config["schedule"] == "cosine":
         print(f"warning: --epochs {config['epochs']} instead of the checkpoint's {saved['epochs']} stretches "
               f"the cosine schedule: the run will differ from an uninterrupted one", file=sys.stderr)

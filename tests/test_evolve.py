@@ -244,3 +244,14 @@ def test_cmaes_auto_switches_to_diagonal_above_the_threshold():
         run = Evolution(config, "unused", executor=None)
         assert run.diagonal is expected
         assert (run.n > AUTO_DIAGONAL_ABOVE) is expected
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default():
+    from gee_ref.evolve import check_resumable
+
+    saved = {"arch": "digits", "device": "cpu"}  # written before --tf32 existed
+    check_resumable(saved, {**saved, "tf32": False}, "old-run")
+    with pytest.raises(ValueError, match="tf32"):
+        check_resumable(saved, {**saved, "tf32": True}, "old-run")
+    with pytest.raises(ValueError, match="arch"):
+        check_resumable(saved, {**saved, "arch": "resnet19", "tf32": False}, "old-run")
