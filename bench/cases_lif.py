@@ -5,11 +5,15 @@ loop of ``bench.torch_reference.lif_loop`` (a Python loop over T, autograd throu
 Both receive the same input x [T, N, C, H, W] ~ N(1, 1) (about half of the neurons fire)
 and the same upstream gradient; one timed run is forward + backward to dL/dx. The first
 run's spikes and gradients of the two are compared and reported (``extra``).
+
+On the GPU a second row times the same step with the fused kernels on (``gee_ref.kernels``:
+one ``lif.cu`` kernel forward, one backward) beside the same PyTorch loop, so one run
+measures plain and fused; its ``extra`` also gives the speed-up over the plain row.
 """
 from __future__ import annotations
 
 from bench.run import make_row, median, ratio_target
-from gee_ref import autograd, backend, functional
+from gee_ref import autograd, backend, functional, kernels
 
 
 def lif_shape(ctx):
@@ -35,6 +39,7 @@ def run_lif(ctx) -> list:
 
     fns = {"gee_ref": gee_step}
     extra = {"elements": int(x.size)}
+    torch_inputs = None
     if ctx.torch is not None:
         torch = ctx.torch
         from bench.torch_reference import lif_loop
@@ -46,14 +51,36 @@ def run_lif(ctx) -> list:
             lif_loop(xt).backward(gt)
 
         fns["torch"] = torch_step
+        torch_inputs = (xt, gt)
         extra.update(_compare(torch, x_tensor, xt, grad, gt))
     runs = ctx.time_ms(fns)
     config = dict(zip(("T", "N", "C", "H", "W"), shape))
     reference = median(runs["torch"]) if "torch" in runs else None
-    return [make_row(ctx.device, "lif", "lif/forward+backward", config, gee_runs=runs["gee_ref"],
+    rows = [make_row(ctx.device, "lif", "lif/forward+backward", config, gee_runs=runs["gee_ref"],
                      reference_name="torch loop" if reference else None, reference=reference,
                      target=ratio_target("<= 0.5 x the PyTorch loop", 0.5, ("gpu",)),
                      note="" if reference else "torch not installed", extra=extra)]
+    if ctx.device == "gpu":
+        rows.append(_fused_row(ctx, fns, x_tensor, grad, torch_inputs, config, plain=median(runs["gee_ref"])))
+    return rows
+
+
+def _fused_row(ctx, fns, x_tensor, grad, torch_inputs, config, plain) -> dict:
+    """The same step with gee_ref's fused LIF kernels on, beside the same PyTorch loop."""
+    with kernels.using(True):
+        runs = ctx.time_ms(fns)
+        extra = {"plain_gee_ref_ms": plain}
+        if torch_inputs is not None:
+            xt, gt = torch_inputs
+            extra.update(_compare(ctx.torch, x_tensor, xt, grad, gt))
+    fused = median(runs["gee_ref"])
+    extra["speedup_over_plain"] = plain / fused if fused else None
+    reference = median(runs["torch"]) if "torch" in runs else None
+    return make_row(ctx.device, "lif", "lif/forward+backward fused", {**config, "kernels": "fused"},
+                    gee_runs=runs["gee_ref"], reference_name="torch loop" if reference else None,
+                    reference=reference, target=ratio_target("<= 0.5 x the PyTorch loop", 0.5, ("gpu",)),
+                    note="gee_ref.kernels on (lif.cu)" + ("" if reference else "; torch not installed"),
+                    extra=extra)
 
 
 def _compare(torch, x_tensor, xt, grad, gt) -> dict:

@@ -27,7 +27,8 @@ def relative_error(analytic, numeric) -> float:
 def relative_difference(a, b) -> float:
     """max|a - b| / max|b|, b the reference (no floor: for comparing two computations of
     the same quantity, e.g. two code paths or two devices)."""
-    a, b = backend.to_host(a), backend.to_host(b)
+    a = backend.to_host(a).astype(numpy.float64)  # float64: the floor below is 0 in float32
+    b = backend.to_host(b).astype(numpy.float64)
     return float(numpy.abs(a - b).max(initial=0.0) / max(numpy.abs(b).max(initial=0.0), 1e-300))
 
 

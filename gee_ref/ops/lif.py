@@ -24,7 +24,7 @@ differences can check; the hard op shares the same backward code.
 """
 from __future__ import annotations
 
-from gee_ref import backend
+from gee_ref import backend, kernels
 from gee_ref.ops import surrogate as surrogates
 
 
@@ -55,7 +55,11 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     """Spikes [T, N, ...] of a LIF layer driven by x_seq [T, N, ...].
 
     ``alpha=None`` takes the surrogate's default (sigmoid 4, atan 2, rectangular 1).
+    With the fused kernels on (``gee_ref.kernels``), a hard LIF on CuPy runs ``lif.cu``.
     """
+    if not soft and kernels.applies(x_seq):
+        from gee_ref.kernels import lif_fused
+        return lif_fused.forward(x_seq, tau, v_th, v_reset, surrogate, alpha, detach_reset)
     sg = surrogates.get(surrogate)
     alpha = sg.default_alpha if alpha is None else float(alpha)
     if x_seq.ndim < 2:
@@ -77,6 +81,10 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
 
 def backward(grad, cache):
     """dL/dX [T, N, ...] by BPTT (module docstring); S_t is recomputed from the cached H."""
+    if kernels.applies(cache[0]):
+        from gee_ref.kernels import lif_fused
+        if lif_fused.handles(cache):
+            return lif_fused.backward(grad, cache)
     h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft = cache
     xp = backend.get_array_module(h_seq)
     spike_function = firing_function(sg, alpha, soft)

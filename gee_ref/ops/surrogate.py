@@ -6,7 +6,8 @@ almost everywhere. Training replaces ``dS/dx`` by the derivative of a smooth
 that primitive, its derivative (the surrogate gradient) and the default sharpness
 ``alpha``:
 
-* sigmoid (alpha=4): ``p = sigmoid(alpha x)``, ``p' = alpha s (1 - s)`` with ``s = p``;
+* sigmoid (alpha=4): ``p = sigmoid(alpha x)``, ``p' = alpha s (1 - s)`` with ``s = p``,
+  computed as ``alpha u / (1 + u)^2``, ``u = exp(-alpha |x|)`` (no cancellation);
 * atan (alpha=2): ``p = arctan(pi/2 alpha x) / pi + 1/2``,
   ``p' = alpha/2 / (1 + (pi/2 alpha x)^2)``;
 * rectangular (alpha = width a = 1, our choice of default):
@@ -40,8 +41,11 @@ def _sigmoid(x, alpha):
 
 
 def _sigmoid_derivative(x, alpha):
-    s = _sigmoid(x, alpha)
-    return alpha * s * (1.0 - s)
+    # alpha s (1 - s) written as alpha u / (1 + u)^2 with u = exp(-alpha |x|): the same value,
+    # without the cancellation in 1 - s where s is near 1 (float32 would keep 2-3 digits there)
+    xp = backend.get_array_module(x)
+    u = xp.exp(-(alpha * xp.abs(x)))
+    return alpha * u / ((1.0 + u) * (1.0 + u))
 
 
 def _atan(x, alpha):

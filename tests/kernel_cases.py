@@ -1,0 +1,61 @@
+"""Test helper: the hypothesis cases shared by the fused-kernel tests (emulated and on the GPU).
+
+Arrays are drawn on the host (NumPy); the GPU tests move them to CuPy.
+"""
+from __future__ import annotations
+
+import numpy
+from hypothesis import strategies as st
+
+from gee_ref import backend, gradcheck
+
+#: fused against plain: the largest difference relative to the largest reference value
+TOLERANCE = {numpy.dtype(numpy.float64): 1e-10, numpy.dtype(numpy.float32): 1e-5}
+DTYPES = st.sampled_from([numpy.float32, numpy.float64])
+SURROGATES = st.sampled_from(["sigmoid", "atan", "rectangular"])
+
+
+def relative_difference(a, b) -> float:
+    """gradcheck.relative_difference in float64 (in float32 its 1e-300 floor rounds to 0: 0/0)."""
+    a64 = numpy.asarray(backend.to_host(a), numpy.float64)
+    b64 = numpy.asarray(backend.to_host(b), numpy.float64)
+    return gradcheck.relative_difference(a64, b64)
+
+
+@st.composite
+def lif_cases(draw, neurons=(1, 3, 7, 16)):
+    """(x [T, N, C], upstream gradient, LIF keyword arguments), values around the threshold."""
+    dtype = draw(DTYPES)
+    shape = (draw(st.integers(1, 5)), draw(st.integers(1, 4)), draw(st.sampled_from(neurons)))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.normal(1.0, 1.5, size=shape).astype(dtype)
+    # with the defaults, x = 2 makes H_1 = 1 = v_th (fires), x = 3 or 1 puts H_1 - v_th on the
+    # edges +-1/2 of the rectangular surrogate (alpha = 1)
+    x.reshape(-1)[rng.random(x.size) < 0.15] = rng.choice([1.0, 2.0, 3.0])
+    params = {"tau": draw(st.sampled_from([2.0, 1.5, 3.7])), "v_th": draw(st.sampled_from([1.0, 0.3, 1.1])),
+              "v_reset": draw(st.sampled_from([0.0, -0.2])), "surrogate": draw(SURROGATES),
+              "alpha": draw(st.sampled_from([None, None, 0.7, 3.0])), "detach_reset": draw(st.booleans())}
+    grad = rng.standard_normal(shape).astype(dtype)
+    return x, grad, params
+
+
+@st.composite
+def conv_cases(draw, to_device=None):
+    """(x [C, N, H, W], kernel, stride, padding, rng); x contiguous, a transposed [N, C, H, W],
+    or a strided view (every second row, columns reversed). ``to_device`` (e.g. cupy.asarray)
+    moves the drawn array before the view is taken, so a GPU test gets the same kind of view."""
+    to_device = to_device or (lambda a: a)
+    dtype = draw(DTYPES)
+    n, c, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    kernel = (draw(st.integers(1, min(5, h + 2 * padding[0]))), draw(st.integers(1, min(5, w + 2 * padding[1]))))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    layout = draw(st.sampled_from(["cnhw", "nchw-transposed", "strided"]))
+    if layout == "cnhw":
+        x = to_device(rng.standard_normal((c, n, h, w)).astype(dtype))
+    elif layout == "nchw-transposed":
+        x = to_device(rng.standard_normal((n, c, h, w)).astype(dtype)).transpose(1, 0, 2, 3)
+    else:
+        x = to_device(rng.standard_normal((n, c, 2 * h, w + 1)).astype(dtype))[:, :, ::2, :0:-1].transpose(1, 0, 2, 3)
+    return x, kernel, stride, padding, rng

@@ -1,0 +1,93 @@
+"""Test helper: gee_ref's CUDA kernels compiled by g++ and run on NumPy arrays, no GPU.
+
+The .cu file is compiled as C++ with ``kernel_emulation.h`` force-included (it turns
+``__global__``/``__device__`` into nothing and the thread indices into globals), one
+shared library per (file, element type). ``EmulatedKernel`` then stands in for the
+``cupy.RawKernel`` that ``gee_ref.kernels.compiler.kernel`` returns: same call
+``kernel(grid, block, args)``, NumPy arrays passed as pointers, and the kernel body run
+once per emulated thread of a small grid (``EMULATED_GRID``), so that each grid-stride
+loop really strides. Patch ``compiler.kernel`` with ``Emulation.kernel`` and the fused
+wrappers of gee_ref run unchanged on NumPy arrays.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy
+
+from gee_ref.kernels import compiler
+
+PRELUDE = Path(__file__).with_name("kernel_emulation.h")
+EMULATED_GRID = (2, 3)  # blocks, threads per block: six threads, each striding by six
+GXX_FLAGS = ("-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC")
+
+
+def gxx() -> str | None:
+    """Path of g++, or None."""
+    return shutil.which("g++")
+
+
+def build_library(file: str, dtype, out_dir: Path) -> ctypes.CDLL:
+    """Compile one kernel file for one element type into a shared library and load it."""
+    real = compiler.real_name(dtype)
+    source = out_dir / file
+    source.write_text(compiler.source_text(file))
+    library = out_dir / f"{Path(file).stem}_{real}.so"
+    command = [gxx(), *GXX_FLAGS, "-x", "c++", "-include", str(PRELUDE), f"-DREAL={real}",
+               str(source), "-o", str(library)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"g++ failed on {file} (REAL={real}):\n{done.stderr}")
+    return ctypes.CDLL(str(library))
+
+
+def _c_argument(value, dtype):
+    """A kernel argument as ctypes sees it; the scalar types are those CuPy passes."""
+    if isinstance(value, numpy.ndarray):
+        if value.dtype != dtype:
+            raise TypeError(f"array argument of dtype {value.dtype} for a kernel built for {dtype}")
+        return ctypes.c_void_p(value.ctypes.data)
+    for scalar_type, c_type in ((numpy.int64, ctypes.c_longlong), (numpy.float64, ctypes.c_double),
+                                (numpy.int32, ctypes.c_int)):
+        if type(value) is scalar_type:
+            return c_type(value)
+    raise TypeError(f"kernel argument {value!r} of type {type(value).__name__}: pass numpy.int64, "
+                    "numpy.float64 or numpy.int32 so that CuPy gets the C type right")
+
+
+class EmulatedKernel:
+    """One kernel of an emulation library, called like a cupy.RawKernel."""
+
+    def __init__(self, library: ctypes.CDLL, name: str, dtype):
+        self.library, self.dtype = library, numpy.dtype(dtype)
+        self.function = getattr(library, name)
+        self.function.restype = None
+
+    def __call__(self, grid, block, args):
+        """Run every thread of EMULATED_GRID in turn (the grid asked for is not used)."""
+        blocks, threads = EMULATED_GRID
+        for b in range(blocks):
+            for t in range(threads):
+                self.run_thread(b, t, args)
+
+    def run_thread(self, block: int, thread: int, args) -> None:
+        """The kernel body of one thread of the EMULATED_GRID (its grid-stride share only)."""
+        blocks, threads = EMULATED_GRID
+        self.library.emulation_set_thread(block, thread, blocks, threads)
+        self.function(*[_c_argument(a, self.dtype) for a in args])
+
+
+class Emulation:
+    """Every kernel file built for float32 and float64; ``kernel`` replaces compiler.kernel."""
+
+    def __init__(self, out_dir: Path):
+        self.libraries = {(file, numpy.dtype(dtype)): build_library(file, dtype, out_dir)
+                          for file in compiler.SOURCES for dtype in compiler.REAL_NAMES}
+
+    def kernel(self, file: str, name: str, dtype) -> EmulatedKernel:
+        compiler.real_name(dtype)  # the ValueError compiler.kernel gives for another dtype
+        dtype = numpy.dtype(dtype)
+        return EmulatedKernel(self.libraries[(file, dtype)], name, dtype)

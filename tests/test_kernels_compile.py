@@ -1,0 +1,118 @@
+"""The fused kernels compile for the GPU as CuPy will compile them, checked without a GPU.
+
+NVRTC (CuPy's default compiler, loaded through ctypes) builds each .cu file with the options
+of ``gee_ref.kernels.compiler`` plus those CuPy adds (``-ftz=true``, the architecture), for
+REAL=float and REAL=double: to PTX for compute_XX and to a CUBIN for sm_XX (which also runs
+the assembler). nvcc, when present, compiles the same files to PTX as a second opinion.
+Also here: the package ships its .cu files, and the launch geometry.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy
+import pytest
+
+from gee_ref.kernels import compiler
+
+import nvrtc_ctypes
+
+
+KERNELS = {"lif.cu": ("lif_forward", "lif_backward"), "im2col.cu": ("im2col", "col2im")}
+DTYPES = [numpy.float32, numpy.float64]
+H100 = 90  # the GPU of the benchmarks; the newest supported architecture if NVRTC lacks it
+
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    library = nvrtc_ctypes.load_nvrtc()
+    if library is None:
+        pytest.skip("libnvrtc not found (pip install nvidia-cuda-nvrtc, or a CUDA toolkit)")
+    return library
+
+
+@pytest.fixture(scope="module")
+def arch(nvrtc):
+    supported = nvrtc_ctypes.supported_architectures(nvrtc)
+    return H100 if H100 in supported else max(supported)
+
+
+def _entries(ptx: str) -> set:
+    return set(re.findall(r"\.entry\s+(\w+)\(", ptx))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("file", compiler.SOURCES)
+def test_nvrtc_compiles_every_kernel(nvrtc, arch, file, dtype):
+    options = compiler.compile_options(dtype)
+    ptx, log = nvrtc_ctypes.compile_with_nvrtc(nvrtc, compiler.source_text(file), file, options,
+                                               f"compute_{arch}")
+    ptx = ptx.rstrip(b"\0").decode()
+    assert log.strip() == "", log  # no warnings either
+    assert _entries(ptx) == set(KERNELS[file])  # extern "C": RawModule.get_function finds them by name
+    if dtype == numpy.float32:
+        # float data is never widened to double (a double math routine on float data would be slow)
+        assert not re.search(r"cvt(\.\w+)*\.f64\.f32", ptx)
+    if file == "lif.cu":
+        # --fmad=false: h (1 - s) + v_reset s stays two roundings, as in the plain xp code
+        assert not re.search(r"\bfma\.", _entry_body(ptx, "lif_forward"))
+    cubin, _ = nvrtc_ctypes.compile_with_nvrtc(nvrtc, compiler.source_text(file), file, options, f"sm_{arch}")
+    assert cubin[:4] == b"\x7fELF"
+
+
+def _entry_body(ptx: str, name: str) -> str:
+    """The PTX of one kernel: from its .entry line to the next .entry (or the end)."""
+    start = ptx.index(f".entry {name}(")
+    end = ptx.find(".entry ", start + 1)
+    return ptx[start:] if end < 0 else ptx[start:end]
+
+
+def test_the_element_type_must_be_given(nvrtc, arch):
+    """Without -DREAL the source stops with a message that says what to pass."""
+    with pytest.raises(AssertionError, match="compile with -DREAL=float or -DREAL=double"):
+        nvrtc_ctypes.compile_with_nvrtc(nvrtc, compiler.source_text("lif.cu"), "lif.cu", ("--fmad=false",),
+                                        f"compute_{arch}")
+
+
+@pytest.mark.skipif(nvrtc_ctypes.nvcc() is None, reason="nvcc not found")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nvcc_compiles_every_kernel(tmp_path, dtype):
+    for file in compiler.SOURCES:
+        source = tmp_path / file
+        source.write_text(compiler.source_text(file))
+        ptx = nvrtc_ctypes.compile_with_nvcc(source, compiler.compile_options(dtype), f"sm_{H100}", tmp_path)
+        assert _entries(ptx) == set(KERNELS[file])
+
+
+def test_the_package_ships_its_kernel_sources():
+    for file, names in KERNELS.items():
+        text = compiler.source_text(file)
+        assert all(f'extern "C" __global__ void {name}(' in text for name in names)
+    with pytest.raises(ValueError, match="unknown kernel file"):
+        compiler.source_text("relu.cu")
+
+
+def test_compile_options_and_element_types():
+    assert compiler.compile_options(numpy.float32) == ("-DREAL=float", "--fmad=false")
+    assert compiler.compile_options("float64")[0] == "-DREAL=double"
+    for bad in (numpy.float16, numpy.int64, "complex128"):
+        with pytest.raises(ValueError, match="float32 and float64"):
+            compiler.compile_options(bad)
+
+
+@pytest.mark.parametrize("count", [1, 255, 256, 257, 256 * compiler.MAX_BLOCKS, 256 * compiler.MAX_BLOCKS + 1, 2**40])
+def test_launch_geometry_covers_any_count(count):
+    blocks, threads = compiler.launch_geometry(count)
+    assert threads == compiler.THREADS_PER_BLOCK == 256
+    assert 1 <= blocks <= compiler.MAX_BLOCKS
+    # either one element per thread (no thread idle for a whole block), or the grid-stride loop
+    assert blocks * threads >= count > (blocks - 1) * threads or blocks == compiler.MAX_BLOCKS
+
+
+def test_launch_runs_nothing_for_no_elements():
+    calls = []
+    compiler.launch(lambda *args: calls.append(args), 0, ())
+    compiler.launch(lambda *args: calls.append(args), 3, ("a",))
+    assert calls == [((1,), (256,), ("a",))]
+    with pytest.raises(ValueError, match=">= 0"):
+        compiler.launch_geometry(-1)

@@ -1,0 +1,146 @@
+"""On a GPU: the fused CuPy kernels against the plain CuPy ops they replace (skipped without one).
+
+Both paths run on the same CuPy arrays, once with ``kernels.using(False)`` (the plain xp code,
+the reference) and once with ``kernels.using(True)`` (the dispatch in ops/lif.py and
+ops/im2col.py takes the kernels). Spikes and im2col columns must be equal; H, dL/dx and
+col2im within 1e-10 (float64) and 1e-5 (float32), relative to the largest reference value.
+"""
+from __future__ import annotations
+
+import numpy
+import pytest
+from hypothesis import given
+
+from gee_ref import backend, kernels
+from gee_ref.kernels import compiler, im2col_fused, lif_fused
+from gee_ref.ops import conv2d as conv2d_op
+from gee_ref.ops import im2col as im2col_op
+from gee_ref.ops import lif as lif_op
+
+from kernel_cases import TOLERANCE, conv_cases, lif_cases, relative_difference
+
+pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def cupy():
+    return backend.xp_for("gpu")
+
+
+@pytest.fixture(scope="module")
+def launches():
+    """Names of the kernels launched while a test runs (compiler.launch, recorded)."""
+    names = []
+    original = compiler.launch
+
+    def recording(run, count, args):
+        names.append(getattr(run, "name", None) or getattr(run, "kernel", run))
+        return original(run, count, args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiler, "launch", recording)
+        yield names
+
+
+def _lif_both_ways(cupy, x, grad, params):
+    """(spikes, H, dL/dx) of the plain op and of the fused one, on the GPU."""
+    x_gpu, grad_gpu = cupy.asarray(x), cupy.asarray(grad)
+    results = {}
+    for fused in (False, True):
+        with kernels.using(fused):
+            spikes, cache = lif_op.forward(x_gpu, **params)
+            (grad_x,) = lif_op.backward(grad_gpu, cache)
+        results[fused] = (spikes, cache, grad_x)
+    return results[False], results[True]
+
+
+@given(lif_cases())
+def test_lif_fused_matches_plain_cupy(cupy, launches, case):
+    x, grad, params = case
+    launches.clear()
+    (spikes, cache, grad_x), (spikes_f, cache_f, grad_x_f) = _lif_both_ways(cupy, x, grad, params)
+    assert len(launches) == 2  # one kernel forward, one backward, and only on the fused run
+    assert spikes_f.dtype == spikes.dtype and spikes_f.shape == spikes.shape
+    numpy.testing.assert_array_equal(backend.to_host(spikes_f), backend.to_host(spikes))
+    tolerance = TOLERANCE[numpy.dtype(x.dtype)]
+    assert relative_difference(cache_f[0], cache[0]) <= tolerance
+    assert relative_difference(grad_x_f, grad_x) <= tolerance
+    # either backward after either forward
+    (cross,) = lif_fused.backward(cupy.asarray(grad), cache)
+    assert relative_difference(cross, grad_x) <= tolerance
+    with kernels.using(False):
+        (cross,) = lif_op.backward(cupy.asarray(grad), cache_f)
+    assert relative_difference(cross, grad_x) <= tolerance
+
+
+def test_lif_beyond_one_grid(cupy):
+    """More neurons than MAX_BLOCKS x 256 threads: the grid-stride loop covers the rest."""
+    neurons = compiler.MAX_BLOCKS * compiler.THREADS_PER_BLOCK + 1000
+    rng = backend.rng(0, "gpu")
+    x = rng.standard_normal((2, neurons), dtype=cupy.float32) + 1.0
+    grad = rng.standard_normal((2, neurons), dtype=cupy.float32)
+    (spikes, _, grad_x), (spikes_f, _, grad_x_f) = _lif_both_ways(cupy, x, grad, {})
+    assert bool((spikes_f == spikes).all())
+    assert relative_difference(grad_x_f, grad_x) <= 1e-5
+
+
+def test_soft_lif_stays_plain(cupy, launches):
+    x = cupy.ones((2, 3, 4))
+    launches.clear()
+    with kernels.using(True):
+        _, cache = lif_op.forward(x, soft=True)
+        lif_op.backward(cupy.ones_like(x), cache)
+    assert launches == []
+
+
+def _to_gpu(array):
+    return backend.to_device(array, "gpu")
+
+
+@given(conv_cases(to_device=_to_gpu))
+def test_im2col_and_col2im_fused_match_plain_cupy(cupy, case):
+    x, kernel, stride, padding, rng = case  # x: a CuPy [C, N, H, W] array or view
+    with kernels.using(False):
+        cols = im2col_op.channel_major_im2col(x, kernel, stride, padding)
+    with kernels.using(True):
+        cols_f = im2col_op.channel_major_im2col(x, kernel, stride, padding)
+    numpy.testing.assert_array_equal(backend.to_host(cols_f), backend.to_host(cols))
+
+    x_shape = (x.shape[1], x.shape[0]) + tuple(x.shape[2:])
+    upstream = cupy.asarray(rng.standard_normal(cols.shape[::-1]).astype(x.dtype)).T  # a transposed view
+    with kernels.using(False):
+        dx = im2col_op.col2im(upstream, x_shape, kernel, stride, padding)
+    with kernels.using(True):
+        dx_f = im2col_op.col2im(upstream, x_shape, kernel, stride, padding)
+    assert dx_f.shape == dx.shape and dx_f.flags.c_contiguous
+    assert relative_difference(dx_f, dx) <= TOLERANCE[numpy.dtype(x.dtype)]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_op_with_and_without_the_kernels(cupy, dtype, stride):
+    rng = numpy.random.default_rng(3)
+    x = cupy.asarray(rng.standard_normal((4, 8, 13, 11)).astype(dtype))
+    w = cupy.asarray(rng.standard_normal((6, 8, 3, 3)).astype(dtype))
+    results = {}
+    for fused in (False, True):
+        with kernels.using(fused):
+            y, cache = conv2d_op.forward(x, w, stride=stride, padding=1)
+            grads = conv2d_op.backward(cupy.ones_like(y), cache)
+        results[fused] = (y,) + tuple(grads)
+    for plain, fused in zip(results[False], results[True]):
+        assert relative_difference(fused, plain) <= TOLERANCE[numpy.dtype(dtype)]
+
+
+def test_one_module_per_file_and_dtype(cupy):
+    for dtype in (numpy.float32, numpy.float64):
+        assert compiler.kernel("lif.cu", "lif_forward", dtype) is not None
+        assert compiler.kernel("im2col.cu", "col2im", dtype) is not None
+    modules = {(f, d): compiler._module(f, numpy.dtype(d))
+               for f in compiler.SOURCES for d in ("float32", "float64")}
+    assert len({id(m) for m in modules.values()}) == 4
+    assert compiler._module("lif.cu", numpy.dtype(numpy.float32)) is modules["lif.cu", "float32"]
+    same = compiler.kernel("lif.cu", "lif_forward", numpy.float32)
+    assert compiler.kernel("lif.cu", "lif_forward", "float32") is same
+    x = cupy.ones((1, 1, 3, 3), dtype=cupy.float32)
+    assert im2col_fused.channel_major_im2col(x, 3, 1, 1).shape == (9, 9)
