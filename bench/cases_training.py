@@ -15,9 +15,9 @@ in the same run and array module (a square matmul). Elementwise work (BN, LIF, i
 not in the floor.
 
 (e) Peak memory of a training step, parameters, gradients and the optimiser's buffers
-included on both sides. GPU: after a first step, CuPy's default pool (``free_all_blocks``,
-then one step: the bytes the pool holds are its high-water mark) against
-``torch.cuda.max_memory_allocated`` over one step. CPU: each side in a fresh process, the
+included on both sides. GPU: after a first step, the peak of live arrays during one more
+step, CuPy's pool blocks in use (a ``cupy.cuda.MemoryHook``) against
+``torch.cuda.max_memory_allocated``; the bytes each allocator held beside them. CPU: each side in a fresh process, the
 growth of the resident set from before the model is built (libraries loaded and warmed up)
 to the high-water mark (VmHWM, reset by ``/proc/self/clear_refs``) of its second step, with glibc told to return large
 freed blocks at once; NumPy's traced transient peak (tracemalloc) beside it.
@@ -247,25 +247,54 @@ def run_peak_memory(ctx) -> list:
                      target=target, note=unit_note, extra=extra)]
 
 
+def _live_bytes_peak(cupy, step):
+    """The most bytes that CuPy's pool handed out at once (live arrays) during ``step()``:
+    a memory hook adds each block taken from the pool and subtracts each one given back."""
+    pool = cupy.get_default_memory_pool()
+
+    class LiveBytes(cupy.cuda.MemoryHook):
+        name = "gee_ref-bench-live-bytes"
+
+        def __init__(self):
+            self.live, self.sizes = pool.used_bytes(), {}
+            self.peak = self.live
+
+        def malloc_postprocess(self, **kw):
+            if kw["mem_ptr"]:
+                self.sizes[kw["pmem_id"]] = kw["mem_size"]
+                self.live += kw["mem_size"]
+                self.peak = max(self.peak, self.live)
+
+        def free_postprocess(self, **kw):
+            self.live -= self.sizes.pop(kw["pmem_id"], 0)
+
+    with LiveBytes() as hook:
+        step()
+        cupy.cuda.Device().synchronize()
+    return hook.peak
+
+
 def _gpu_peaks(ctx, pair):
+    """Like for like: the peak of live arrays (CuPy: pool blocks in use, by a memory hook;
+    torch: max_memory_allocated), and beside it what each allocator held (reserved)."""
     pool = ctx.xp.get_default_memory_pool()
     gc.collect()
     pool.free_all_blocks()
-    pair.gee_step()
-    ctx.synchronize()
-    gee = pool.total_bytes() / MiB
-    extra = {}
+    gee_live = _live_bytes_peak(ctx.xp, pair.gee_step) / MiB
+    extra = {"gee_ref_pool_held_mib": pool.total_bytes() / MiB}
     reference = None
     if pair.torch_model is not None:
         torch = ctx.torch
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         pair.torch_step()
         torch.cuda.synchronize()
         reference = torch.cuda.max_memory_allocated() / MiB
         extra["torch_max_memory_reserved_mib"] = torch.cuda.max_memory_reserved() / MiB
-    return gee, reference, ("GPU: CuPy pool high-water (bytes held) vs torch.cuda.max_memory_allocated; "
-                            "parameters and optimiser state included on both sides"), extra
+    return gee_live, reference, ("GPU: peak of live arrays, CuPy pool blocks in use (memory hook) vs "
+                                 "torch.cuda.max_memory_allocated; parameters and optimiser state included "
+                                 "on both sides; held/reserved bytes in the JSON"), extra
 
 
 def _rss_bytes(field):

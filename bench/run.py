@@ -290,8 +290,18 @@ def run_benchmarks(ctx: Context, names, log=print) -> list:
                 f"ref={_fmt(row['reference'])}  ratio={_fmt(row['ratio'])}  {row['status']}  {row['note']}")
         log(f"[bench] {name} done in {time.perf_counter() - started:.1f} s")
         rows.extend(new)
-        gc.collect()
+        _release_memory(ctx)
     return rows
+
+
+def _release_memory(ctx) -> None:
+    """Give back what one benchmark's arrays left in the allocators' caches before the next."""
+    gc.collect()
+    if ctx.device == "gpu":
+        ctx.xp.get_default_memory_pool().free_all_blocks()
+        ctx.xp.get_default_pinned_memory_pool().free_all_blocks()
+        if ctx._torch:  # only if a benchmark imported it
+            ctx._torch.cuda.empty_cache()
 
 
 # ------------------------------------------------------------------------- the report

@@ -54,7 +54,8 @@ def one_line(error: BaseException) -> str:
 def run_main(main, argv=None) -> None:
     """Call ``main(argv)`` and exit with its return value (0 for None).
 
-    Known bad-input errors print ``error: <first line>`` to stderr and exit 2; Ctrl-C
+    Known bad-input errors print ``error: <first line>`` to stderr and exit 2, and so does
+    running out of host or GPU memory (with a hint); Ctrl-C
     prints ``error: interrupted`` and exits 130 (checkpoints are written atomically, so
     the last complete one stays usable).
     """
@@ -65,6 +66,10 @@ def run_main(main, argv=None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except known_bad_input_errors() as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except MemoryError as error:  # NumPy's, or CuPy's OutOfMemoryError (a MemoryError)
+        print(f"error: out of memory ({one_line(error)}): try a smaller --batch-size, or fewer time steps",
+              file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     sys.exit(0 if status is None else int(status))
 

@@ -26,8 +26,12 @@ Choices of gee_ref:
 - the N(0, I) samples always come from a seeded NumPy generator on the host (``backend.rng(seed,
   "cpu")``) and are moved to the device: the state of that generator can be saved and restored
   bit for bit, and a run on "cpu" and "gpu" draws the same samples. The eigenvectors in B are
-  sign-normalised (largest entry of each column positive), so the same samples give the same
-  candidates on either device, up to rounding.
+  sign-normalised (largest entry of each column positive). Where C's eigenvalues are distinct
+  that makes B unique, and the same samples give the same candidates on either device; but a
+  repeated eigenvalue (C after a rank-(mu + 1) update has n - mu - 1 of them) leaves any
+  rotation of its eigenspace a valid B, and LAPACK and cuSOLVER may choose differently. The
+  candidates then differ between devices though their distribution N(m, sigma^2 C) is the same;
+  the update from given (X, f) is device-independent, and a run replays bit for bit on one device.
 - termination (tutorial Appendix B.3): tolfun, the range of the best f of the last
   10 + ceil(30 n / lambda) generations and of all f of the last one; tolx, sigma * sqrt(C_ii)
   and sigma * |p_c,i| below tolx for all i; condition, cond(C) above max_condition; maxiter.

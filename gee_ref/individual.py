@@ -70,14 +70,25 @@ def individual_seed(run_seed: int, generation: int, index: int) -> int:
 
 def _splits(settings: EvaluationSettings):
     """(train images, train labels, validation images, validation labels), cached."""
+    return _cached_data(settings)[0]
+
+
+def _train_channel_stats(settings: EvaluationSettings):
+    """(mean, std) per channel of the training split (``loader.channel_stats``), cached."""
+    return _cached_data(settings)[1]
+
+
+def _cached_data(settings: EvaluationSettings):
     from gee_ref.datasets import load_dataset, split_validation
+    from gee_ref.loader import channel_stats
 
     key = (settings.data_path, settings.val_fraction, settings.seed)
     if key not in _DATA_CACHE:
         images, labels, _ = load_dataset(settings.data_path, "train")
         kept, held = split_validation(labels, settings.val_fraction, settings.seed)
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = (images[kept], labels[kept], images[held], labels[held])
+        splits = (images[kept], labels[kept], images[held], labels[held])
+        _DATA_CACHE[key] = (splits, channel_stats(splits[0]))
     return _DATA_CACHE[key]
 
 
@@ -92,7 +103,7 @@ def build_phenotype(settings: EvaluationSettings, vector, seed: int, num_classes
               "seed": seed, "device": settings.device}
     model = build(config)
     apply_genome(model, template.with_vector(vector),
-                 backend.rng(backend.derive_seed(seed, "encodings"), settings.device))
+                 backend.rng(backend.derive_seed(seed, "encodings")))  # on the host: the same on any device
     return model
 
 
@@ -126,11 +137,12 @@ def evaluate_individual(task: IndividualTask) -> dict:
             model = build_phenotype(s, vector, seed, num_classes, train_images.shape[1:])
         except GenomeError:  # e.g. a sigma that overflows: rank last
             return _finish(record, started)
+        mean, std = _train_channel_stats(s)
         train_loader = Loader(train_images, train_labels, s.batch_size, shuffle=True, augment=False,
                               seed=backend.derive_seed(s.seed, task.generation, "batches"), device=s.device,
-                              drop_last=len(train_labels) > s.batch_size)
+                              drop_last=len(train_labels) > s.batch_size, mean=mean, std=std)
         val_loader = Loader(val_images, val_labels, s.batch_size, shuffle=False, augment=False,
-                            mean=train_loader.mean, std=train_loader.std, device=s.device)
+                            mean=mean, std=std, device=s.device)
         optimizer = training.make_optimizer(model, "sgd", lr=s.lr)
         trained = training.train_steps(model, train_loader, optimizer, steps=s.eval_steps, epochs=s.eval_epochs)
         record.update(train_loss=float(trained["loss"]), train_steps=int(trained["steps"]))

@@ -85,10 +85,9 @@ def measure_model(model, test_loader, time_steps, noise_ratio=0.5, noise_seed=0)
     spikes (Table 3, eq. 13 and eq. 17 inputs) and one with relative Gaussian noise drawn
     from a generator seeded with ``noise_seed``.
     """
-    device = test_loader.device
     plain = evaluate(model, test_loader)
     recorded = evaluate(model, test_loader, record=True)
-    noisy = evaluate(model, test_loader, noise_ratio=noise_ratio, rng=backend.rng(noise_seed, device))
+    noisy = evaluate(model, test_loader, noise_ratio=noise_ratio, rng=backend.rng(noise_seed))
     names = recorded["layer_names"]
     return {
         "test_accuracy": plain["accuracy"],

@@ -151,10 +151,16 @@ def make_population_optimizer(net: PopulationNetwork, lr, weight_decay=5e-4, mom
                             for params, wd in groups if params])
 
 
-def _finite_per_individual(arrays, size, xp):
-    """[P] booleans: whether individual p's slice of every array is free of NaN and inf."""
-    flags = [xp.isfinite(a.reshape(size, -1)).all(axis=1) for a in arrays]
-    return backend.to_host(xp.stack(flags).all(axis=0))
+def _step_summary(losses, grads, logits, labels, size, xp):
+    """Per individual, read in one host sync: its loss [P], whether its loss and its slice of
+    every gradient are free of NaN and inf [P], and its correct predictions [P]."""
+    finite = xp.isfinite(losses)
+    for g in grads:
+        finite = finite & xp.isfinite(g.reshape(size, -1)).all(axis=1)
+    hits = (xp.argmax(logits, axis=2) == xp.asarray(labels)[:, None]).sum(axis=0)
+    host = backend.to_host(xp.stack([losses.astype(xp.float64), finite.astype(xp.float64),
+                                     hits.astype(xp.float64)]))
+    return host[0], host[1].astype(bool), host[2].astype(numpy.int64)
 
 
 def train_population(net: PopulationNetwork, loader, optimizer, steps=None, epochs=None):
@@ -177,12 +183,13 @@ def train_population(net: PopulationNetwork, loader, optimizer, steps=None, epoc
         for x, y in loader:
             logits = net(x)
             losses = apply(population_cross_entropy, logits, labels=y)
-            values = backend.to_host(losses.data).astype(numpy.float64)
-            bad = alive & ~numpy.isfinite(values)
-            failed_loss[bad], alive[bad] = values[bad], False
             optimizer.zero_grad()
             F.sum(losses).backward()
-            alive &= _finite_per_individual([p.grad for p in net.parameters], size, xp)
+            values, finite, hits = _step_summary(losses.data, [p.grad for p in net.parameters], logits.data, y,
+                                                 size, xp)
+            bad = alive & ~numpy.isfinite(values)
+            failed_loss[bad], alive[bad] = values[bad], False
+            alive &= finite
             if not alive.any():
                 break
             frozen = xp.asarray(~alive)
@@ -192,7 +199,6 @@ def train_population(net: PopulationNetwork, loader, optimizer, steps=None, epoc
                 for p, old in zip(net.parameters, kept):
                     p.data[frozen] = old
             n = int(y.shape[0])
-            hits = backend.to_host((xp.argmax(logits.data, axis=2) == xp.asarray(y)[:, None]).sum(axis=0))
             loss_sum += numpy.where(alive, values * n, 0.0)
             correct += numpy.where(alive, hits, 0)
             seen += alive * n
@@ -251,7 +257,7 @@ def evaluate_population(tasks, dtype=None) -> list:
     """
     from gee_ref import fitness
     from gee_ref.genome import GenomeError
-    from gee_ref.individual import _splits, build_phenotype, individual_seed
+    from gee_ref.individual import _splits, _train_channel_stats, build_phenotype, individual_seed
     from gee_ref.loader import Loader
 
     tasks = list(tasks)
@@ -281,11 +287,12 @@ def evaluate_population(tasks, dtype=None) -> list:
             except GenomeError:  # e.g. a sigma that overflows: rank last
                 pass
         if models:
+            mean, std = _train_channel_stats(s)
             train_loader = Loader(train_images, train_labels, s.batch_size, shuffle=True, augment=False,
                                   seed=backend.derive_seed(s.seed, generation, "batches"), device=s.device,
-                                  drop_last=len(train_labels) > s.batch_size)
+                                  drop_last=len(train_labels) > s.batch_size, mean=mean, std=std)
             val_loader = Loader(val_images, val_labels, s.batch_size, shuffle=False, augment=False,
-                                mean=train_loader.mean, std=train_loader.std, device=s.device)
+                                mean=mean, std=std, device=s.device)
             net = PopulationNetwork(models, dtype=dtype)
             optimizer = make_population_optimizer(net, lr=s.lr)
             steps = None if s.eval_steps is None else int(s.eval_steps)

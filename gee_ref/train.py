@@ -356,7 +356,8 @@ def start(config, out: Path, model, genome, resume: bool, test_loader):
     extra = {}
     if genome is not None:
         from gee_ref.genome import apply_genome
-        apply_genome(model, genome, backend.rng(backend.derive_seed(config["seed"], "genome"), config["device"]))
+        # encodings drawn on the host (then moved), so a genome gives the same network on any device
+        apply_genome(model, genome, backend.rng(backend.derive_seed(config["seed"], "genome")))
     if config["from_dense"]:
         compress_dense(config, model)
         before = training.evaluate(model, test_loader)

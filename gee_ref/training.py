@@ -82,21 +82,18 @@ def train_steps(model, loader, optimizer, steps=None, epochs=None, schedule=None
                     optimizer.lr = schedule.lr_at(start_step + done)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
-                value = loss.item()
-                if not math.isfinite(value):
-                    nonfinite_loss = value
-                    break
                 optimizer.zero_grad()
                 loss.backward()
-                if not _gradients_finite(model):
+                value, finite, right = _step_summary(loss, model, logits.data, y)
+                if not finite:
                     # a NaN can hide from the loss (a Heaviside step maps NaN to "no spike")
                     # but not from the gradients: stop before it reaches the weights
-                    nonfinite_loss = math.nan
+                    nonfinite_loss = value if not math.isfinite(value) else math.nan
                     break
                 optimizer.step()
                 n = int(y.shape[0])
                 loss_sum += value * n
-                correct += _count_correct(logits.data, y)
+                correct += right
                 seen += n
                 done += 1
                 batches_this_pass += 1
@@ -121,19 +118,24 @@ def train_steps(model, loader, optimizer, steps=None, epochs=None, schedule=None
     }
 
 
-def _gradients_finite(model) -> bool:
-    """Whether every parameter gradient is free of NaN and inf (one host sync)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return True
-    xp = backend.get_array_module(grads[0])
-    return bool(xp.stack([xp.isfinite(g).all() for g in grads]).all())
+def _step_summary(loss, model, logits, labels) -> tuple[float, bool, int]:
+    """(loss, loss and every gradient finite, correct predictions) of one training step,
+    read from the device in one host sync."""
+    xp = backend.get_array_module(loss.data)
+    finite = xp.isfinite(loss.data)
+    for p in model.parameters():
+        if p.grad is not None:
+            finite = finite & xp.isfinite(p.grad).all()
+    correct = (xp.argmax(logits, axis=1) == xp.asarray(labels)).sum()
+    value, all_finite, right = backend.to_host(xp.stack([loss.data.astype(xp.float64), finite.astype(xp.float64),
+                                                         correct.astype(xp.float64)])).tolist()
+    return value, bool(all_finite), int(right)
 
 
 def _count_correct(logits, labels) -> int:
     """How many rows of ``logits`` [N, classes] have their largest entry at the label."""
     xp = backend.get_array_module(logits)
-    return int((xp.argmax(logits, axis=1) == labels).sum())
+    return int((xp.argmax(logits, axis=1) == xp.asarray(labels)).sum())
 
 
 # ---------------------------------------------------------------------------- spike statistics
@@ -239,7 +241,7 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
             for x, y in loader:
                 if noise_ratio is not None:
                     if rng is None:
-                        rng = backend.rng(0, backend.device_of(x))
+                        rng = backend.rng(0)
                     x = add_relative_gaussian_noise(x, ratio=noise_ratio, rng=rng)
                 logits = model(x)
                 n = int(y.shape[0])

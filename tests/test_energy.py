@@ -128,12 +128,14 @@ def test_noise_bad_arguments():
 def test_noise_and_spike_counts_on_the_gpu():
     xp = backend.xp_for("gpu")
     x = xp.asarray(np.random.default_rng(0).normal(size=(3, 4, 5)), dtype=xp.float32)
-    noise = relative_gaussian_noise(x, 0.5, rng=backend.rng(1, "gpu"))
+    noise = relative_gaussian_noise(x, 0.5, rng=backend.rng(1))
     assert backend.get_array_module(noise) is xp
     np.testing.assert_allclose(backend.to_host(xp.linalg.norm(noise.reshape(3, -1), axis=1)),
                                0.5 * backend.to_host(xp.linalg.norm(x.reshape(3, -1), axis=1)), rtol=1e-6)
+    host_noise = relative_gaussian_noise(backend.to_host(x), 0.5, rng=backend.rng(1))
+    np.testing.assert_allclose(backend.to_host(noise), host_noise, rtol=1e-6)  # the same seed, the same noise
     with pytest.raises(ValueError):
-        relative_gaussian_noise(x, 0.5, rng=np.random.default_rng(0))
+        relative_gaussian_noise(x, 0.5, rng=backend.rng(1, "gpu"))
     a, b = spike_example()
     assert spikes_per_sample([xp.asarray(a), xp.asarray(b)], 2) == 4.0
     assert firing_rates([xp.asarray(a)]) == [0.5]

@@ -200,7 +200,7 @@ def test_population_ops_refuse_mismatched_shapes():
 
 # ---------------------------------------------------------------- whole evaluations
 
-def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None):
+def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None, device="cpu"):
     from gee_ref.cmaes import CMAES
     from gee_ref.datasets import default_digits_path, load_dataset
     from gee_ref.genome import starting_genome
@@ -213,7 +213,7 @@ def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None):
     start = starting_genome(template)
     s = individual.EvaluationSettings(genome_template=start, data_path=str(path), seed=5, val_fraction=0.1,
                                       eval_steps=steps, eval_epochs=None, batch_size=16, lr=0.1, alpha=1.0,
-                                      beta=0.5)
+                                      beta=0.5, device=device)
     if vectors is None:
         vectors = backend.to_host(CMAES(start.vector, 0.2, popsize=popsize, seed=2).ask())
     return [individual.IndividualTask(s, np.array(v, dtype=np.float64), generation, i) for i, v in enumerate(vectors)]
@@ -350,3 +350,16 @@ def test_evolve_cli_runs_with_the_batched_executor(tmp_path):
     mine = [r["fitness"] for r in batched["individuals"]]
     assert np.allclose(mine, [r["fitness"] for r in serial["individuals"]], rtol=1e-4, atol=0)
     assert len(mine) == 4
+
+
+@pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_gpu_evaluations_equal_cpu_evaluations_in_float64(monkeypatch):
+    """A whole evaluation on CuPy (phenotype, loader, training loop, R_T, R_S), one by one and
+    batched, equals the CPU's: the encodings are drawn on the host, so the networks are the same."""
+    from gee_ref.population import evaluate_population
+
+    _float64_phenotypes(monkeypatch)
+    cpu = [individual.evaluate_individual(t) for t in _tasks()]
+    gpu_tasks = _tasks(device="gpu")
+    _assert_records_equal([individual.evaluate_individual(t) for t in gpu_tasks], cpu, rtol=1e-8)
+    _assert_records_equal(evaluate_population(gpu_tasks, dtype=np.float64), cpu, rtol=1e-8)

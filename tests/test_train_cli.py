@@ -86,6 +86,24 @@ def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, 
     assert_same_run(tmp_path / "whole", tmp_path / "stopped")
 
 
+@pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_the_whole_command_on_the_gpu(tiny_digits, tmp_path, capsys):
+    """Training loop, evaluation, measurements and GPU peak memory on CuPy, with TF32 on; and the
+    first epoch's loss near the CPU's (float32 and TF32 rounding only: the same network and batches)."""
+    assert run(tiny_digits, tmp_path / "gpu", "--epochs", "1", "--device", "gpu", "--tf32") == 0
+    assert run(tiny_digits, tmp_path / "cpu", "--epochs", "1") == 0
+    capsys.readouterr()
+    gpu = json.loads((tmp_path / "gpu" / train.REPORT_NAME).read_text())
+    cpu = json.loads((tmp_path / "cpu" / train.REPORT_NAME).read_text())
+    assert gpu["config"]["device"] == "gpu" and gpu["config"]["tf32"] is True
+    assert "CuPy" in gpu["peak_memory"]["what"] and gpu["peak_memory"]["bytes"] > 0
+    assert 0 <= gpu["test_accuracy"] <= 1 and gpu["energy"]["joules"] > 0
+    assert gpu["parameters"] == cpu["parameters"]
+    gpu_log, cpu_log = (json.loads((tmp_path / side / train.LOG_NAME).read_text().splitlines()[0])
+                        for side in ("gpu", "cpu"))
+    assert gpu_log["train_loss"] == pytest.approx(cpu_log["train_loss"], rel=0.05)
+
+
 def test_the_report_has_every_field(tiny_digits, tmp_path, capsys):
     out = tmp_path / "run"
     assert run(tiny_digits, out, "--epochs", "1", "--val-fraction", "0.25") == 0

@@ -244,6 +244,16 @@ def test_run_main_turns_bad_input_into_one_line_and_exit_2(capsys):
         cli_errors.run_main(lambda argv: None, [])
     assert stop.value.code == 0
 
+    def too_big(argv):
+        raise MemoryError("Out of memory allocating 8,589,934,592 bytes")
+
+    with pytest.raises(SystemExit) as stop:
+        cli_errors.run_main(too_big, [])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory (Out of memory allocating") and "--batch-size" in err
+    assert len(err.splitlines()) == 1
+
     def bug(argv):
         raise KeyError("a bug keeps its traceback")
 

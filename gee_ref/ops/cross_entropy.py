@@ -4,9 +4,13 @@
     logsumexp(z) = m + log sum_k exp(z_k - m),  m = max_k z_k   (no overflow),
     dL/dz_n = (softmax(z_n) - onehot(y_n)) / N.
 
-The labels are a parameter, not an input: they are not differentiated.
+The labels are a parameter, not an input: they are not differentiated. Labels given as a
+NumPy array are checked to lie in [0, K); labels already on the GPU are not (that check would
+wait for the GPU at every step; ``gee_ref.loader`` checks a dataset's labels when it loads them).
 """
 from __future__ import annotations
+
+import numpy
 
 from gee_ref import backend
 
@@ -15,12 +19,13 @@ def forward(logits, labels):
     xp = backend.get_array_module(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape [N, K], got shape {tuple(logits.shape)}")
+    on_host = backend.get_array_module(labels) is numpy
     labels = xp.asarray(labels)
     n, k = logits.shape
     if labels.shape != (n,) or labels.dtype.kind not in "iu":
         raise ValueError(f"cross_entropy expects integer labels of shape ({n},), "
                          f"got {labels.dtype} of shape {tuple(labels.shape)}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= k):
+    if on_host and n and (int(labels.min()) < 0 or int(labels.max()) >= k):
         raise ValueError(f"cross_entropy labels must lie in [0, {k}), "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
     shifted = logits - logits.max(axis=1, keepdims=True)

@@ -9,6 +9,8 @@ gradient of that individual's own mean cross-entropy.
 """
 from __future__ import annotations
 
+import numpy
+
 from gee_ref import backend
 
 
@@ -16,12 +18,13 @@ def forward(logits, labels):
     xp = backend.get_array_module(logits)
     if logits.ndim != 3:
         raise ValueError(f"population_cross_entropy expects logits [N, P, K], got shape {tuple(logits.shape)}")
+    on_host = backend.get_array_module(labels) is numpy  # GPU labels: unchecked, as in ops.cross_entropy
     labels = xp.asarray(labels)
     n, _, k = logits.shape
     if labels.shape != (n,) or labels.dtype.kind not in "iu":
         raise ValueError(f"population_cross_entropy expects integer labels of shape ({n},), "
                          f"got {labels.dtype} of shape {tuple(labels.shape)}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= k):
+    if on_host and n and (int(labels.min()) < 0 or int(labels.max()) >= k):
         raise ValueError(f"population_cross_entropy labels must lie in [0, {k})")
     shifted = logits - logits.max(axis=2, keepdims=True)
     log_softmax = shifted - xp.log(xp.exp(shifted).sum(axis=2, keepdims=True))
