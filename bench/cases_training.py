@@ -469,4 +469,15 @@ def run_stack(ctx) -> list:
     rows.append(make_row(ctx.device, "stack", "stack/genetic conv-BN-LIF fwd+bwd", {**config, "path": "materialised"},
                          gee_runs=forced["gee_ref"], reference_name=ref_name, reference=reference,
                          note="gee_ref forced to materialise W, as torch does"))
+    if ctx.device == "gpu":  # the fused kernels (gee_ref.kernels: LIF, im2col, col2im), auto path
+        from gee_ref import kernels
+
+        conv.path = "auto"
+        with kernels.using(True):
+            fused = ctx.time_ms({"gee_ref": gee_step, **({"torch": fns["torch"]} if "torch" in fns else {})})
+        reference = median(fused["torch"]) if "torch" in fused else None
+        rows.append(make_row(ctx.device, "stack", "stack/genetic conv-BN-LIF fwd+bwd fused",
+                             {**config, "path": "auto", "fused_kernels": True}, gee_runs=fused["gee_ref"],
+                             reference_name=ref_name, reference=reference,
+                             note="gee_ref with its fused CUDA kernels (LIF over T, im2col, col2im)"))
     return rows

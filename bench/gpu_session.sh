@@ -6,7 +6,8 @@
 #
 # PART
 #   tests          the whole suite on CuPy (every GPU test), then the kernel and op tests again with
-#                  the fused kernels switched on (GEE_REF_FUSED_KERNELS=1)
+#                  the fused kernels switched on (GEE_REF_FUSED_KERNELS=1), then a tiny evolution on
+#                  the GPU with the batched executor
 #   bench          python -m bench --device gpu (every benchmark, strict float32 and TF32)
 #   cifar-genetic  convert CIFAR-10, train genetic resnet19 (g = 100, T = 4) for EPOCHS epochs
 #   cifar-dense    the same schedule for the dense twin
@@ -22,6 +23,7 @@ set -u
 part=${1:?usage: bash bench/gpu_session.sh tests|bench|cifar-genetic|cifar-dense|evolve-time|evolve-short [OUT]}
 out=${2:-${OUT:-/tmp/gpu-session}}
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+export CUPY_CACHE_DIR=${CUPY_CACHE_DIR:-$PWD/.cupy-cache}  # compiled kernels kept while the machine stays
 mkdir -p "$out" data
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
 tf32=()
@@ -52,6 +54,9 @@ tests)
     GEE_REF_FUSED_KERNELS=1 timed "$out/tests-fused.txt" python -m pytest -q -rs -p no:cacheprovider \
         tests/test_lif.py tests/test_ops_conv.py tests/test_genetic.py tests/test_composite.py \
         $(ls tests/test_kernels*.py 2>/dev/null)
+    timed "$out/evolve-smoke.txt" python -m gee_ref.evolve --device gpu --generations 2 --popsize 4 \
+        --eval-steps 3 --final-epochs 1 --final-steps-per-epoch 3 --executor batched --out runs/gpu-smoke \
+        --no-progress
     ;;
 bench)
     timed "$out/bench.txt" python -m bench --device gpu --out "$out"
