@@ -59,3 +59,54 @@ def conv_cases(draw, to_device=None):
     else:
         x = to_device(rng.standard_normal((n, c, 2 * h, w + 1)).astype(dtype))[:, :, ::2, :0:-1].transpose(1, 0, 2, 3)
     return x, kernel, stride, padding, rng
+
+
+def batch_norm_dx_difference(fused, reference, grad, gamma, inv_std, count) -> float:
+    """relative_difference of a batch-norm dL/dx, except with two values per channel (count = 2):
+    there x_hat = +-1 (up to eps) and dx = gamma inv_std (dy - dbeta / n - x_hat dgamma / n)
+    cancels to rounding noise, which two summation orders need not share, so the difference is
+    taken relative to the size of the cancelling terms, max|dy gamma inv_std|, instead."""
+    if count > 2:
+        return relative_difference(fused, reference)
+    grad64 = numpy.asarray(backend.to_host(grad), numpy.float64)
+    scale = numpy.asarray(backend.to_host(inv_std), numpy.float64)
+    if gamma is not None:
+        scale = scale * numpy.abs(numpy.asarray(backend.to_host(gamma), numpy.float64))
+    terms = float(numpy.abs(grad64 * scale.reshape((1, -1) + (1,) * (grad64.ndim - 2))).max(initial=0.0))
+    a64 = numpy.asarray(backend.to_host(fused), numpy.float64)
+    b64 = numpy.asarray(backend.to_host(reference), numpy.float64)
+    return float(numpy.abs(a64 - b64).max(initial=0.0) / max(numpy.abs(b64).max(initial=0.0), terms, 1e-300))
+
+
+@st.composite
+def batch_norm_cases(draw):
+    """A dict of forward arguments (x [N, C] or [N, C, H, W], gamma, beta, running statistics,
+    training, momentum, eps), the upstream gradient ``grad``, and the lane rule
+    ``lanes`` = (VALUES_PER_LANE, STAGE_ONE_THREADS) of batch_norm_fused to run it with.
+    Each channel has its own mean in [-2, 2] and spread in [0.3, 3]; x is sometimes a strided view."""
+    dtype = draw(DTYPES)
+    n, c = draw(st.integers(2, 6)), draw(st.integers(1, 5))
+    shape = draw(st.sampled_from([(n, c), (n, c, draw(st.integers(1, 6)), draw(st.integers(1, 6)))]))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    per_channel = (1, c) + (1,) * (len(shape) - 2)
+    loc, spread = rng.uniform(-2, 2, c).reshape(per_channel), rng.uniform(0.3, 3.0, c).reshape(per_channel)
+    x = (loc + spread * rng.standard_normal(shape)).astype(dtype)
+    if draw(st.booleans()):  # the same values, as every second row of a wider array
+        wide = numpy.zeros((shape[0], 2 * c) + shape[2:], dtype=dtype)
+        wide[:, ::2] = x
+        x = wide[:, ::2]
+    training = draw(st.booleans())
+    track = draw(st.booleans()) or not training  # eval mode needs the running statistics
+    arguments = {
+        "x": x,
+        "gamma": rng.uniform(0.5, 2.0, c).astype(dtype) if draw(st.booleans()) else None,
+        "beta": rng.normal(0.0, 1.0, c).astype(dtype) if draw(st.booleans()) else None,
+        "running_mean": rng.normal(0.0, 1.0, c).astype(dtype) if track else None,
+        "running_var": rng.uniform(0.5, 2.0, c).astype(dtype) if track else None,
+        "training": training,
+        "momentum": draw(st.sampled_from([0.1, 0.3])),
+        "eps": draw(st.sampled_from([1e-5, 1e-3])),
+    }
+    grad = rng.standard_normal(shape).astype(dtype)
+    lanes = draw(st.sampled_from([(32, 2**16), (1, 2**16), (3, 2**16), (1, 4), (5, 7)]))
+    return arguments, grad, lanes

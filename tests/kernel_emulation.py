@@ -8,10 +8,16 @@ shared library per (file, element type). ``EmulatedKernel`` then stands in for t
 once per emulated thread of a small grid (``EMULATED_GRID``), so that each grid-stride
 loop really strides. Patch ``compiler.kernel`` with ``Emulation.kernel`` and the fused
 wrappers of gee_ref run unchanged on NumPy arrays.
+
+Each argument is checked against the kernel's parameter list, read from its
+``extern "C" __global__ void name(...)`` line: an array for a pointer, of the element type it
+points to (``real`` is the type the kernel was built for; a ``double*`` scratch array is
+float64 whatever ``real`` is), and for a scalar the numpy scalar type CuPy maps to that C type.
 """
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,25 +50,45 @@ def build_library(file: str, dtype, out_dir: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(library))
 
 
-def _c_argument(value, dtype):
-    """A kernel argument as ctypes sees it; the scalar types are those CuPy passes."""
-    if isinstance(value, numpy.ndarray):
-        if value.dtype != dtype:
-            raise TypeError(f"array argument of dtype {value.dtype} for a kernel built for {dtype}")
+#: C types of kernel parameters -> the numpy type of the array (pointers) or scalar passed
+C_TYPES = {"double": numpy.float64, "float": numpy.float32, "long long": numpy.int64, "int": numpy.int32}
+SCALAR_C_TYPES = {numpy.int64: ctypes.c_longlong, numpy.float64: ctypes.c_double, numpy.int32: ctypes.c_int}
+_KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
+
+
+def kernel_parameters(source: str) -> dict:
+    """{kernel name: [(C type, is pointer), ...]} of every extern "C" kernel in a .cu source."""
+    kernels = {}
+    for name, parameters in _KERNEL_SIGNATURE.findall(source):
+        declared = []
+        for parameter in parameters.split(","):
+            words = parameter.replace("*", " * ").replace("const", " ").split()[:-1]  # drop the name
+            pointer = "*" in words
+            declared.append((" ".join(w for w in words if w != "*"), pointer))
+        kernels[name] = declared
+    return kernels
+
+
+def _c_argument(value, c_type: str, pointer: bool, real):
+    """A kernel argument as ctypes sees it, checked against its declared C type."""
+    expected = numpy.dtype(real) if c_type == "real" else numpy.dtype(C_TYPES[c_type])
+    if pointer:
+        if not isinstance(value, numpy.ndarray):
+            raise TypeError(f"an array of {expected} for a {c_type}* parameter, got {type(value).__name__}")
+        if value.dtype != expected:
+            raise TypeError(f"array argument of dtype {value.dtype} for a {c_type}* parameter ({expected})")
         return ctypes.c_void_p(value.ctypes.data)
-    for scalar_type, c_type in ((numpy.int64, ctypes.c_longlong), (numpy.float64, ctypes.c_double),
-                                (numpy.int32, ctypes.c_int)):
-        if type(value) is scalar_type:
-            return c_type(value)
-    raise TypeError(f"kernel argument {value!r} of type {type(value).__name__}: pass numpy.int64, "
-                    "numpy.float64 or numpy.int32 so that CuPy gets the C type right")
+    if type(value) is not expected.type:
+        raise TypeError(f"kernel argument {value!r} of type {type(value).__name__} for a {c_type} parameter: "
+                        f"pass {expected.type.__name__} so that CuPy gets the C type right")
+    return SCALAR_C_TYPES[expected.type](value)
 
 
 class EmulatedKernel:
     """One kernel of an emulation library, called like a cupy.RawKernel."""
 
-    def __init__(self, library: ctypes.CDLL, name: str, dtype):
-        self.library, self.dtype = library, numpy.dtype(dtype)
+    def __init__(self, library: ctypes.CDLL, name: str, dtype, parameters):
+        self.library, self.dtype, self.parameters = library, numpy.dtype(dtype), parameters
         self.function = getattr(library, name)
         self.function.restype = None
 
@@ -76,8 +102,11 @@ class EmulatedKernel:
     def run_thread(self, block: int, thread: int, args) -> None:
         """The kernel body of one thread of the EMULATED_GRID (its grid-stride share only)."""
         blocks, threads = EMULATED_GRID
+        if len(args) != len(self.parameters):
+            raise TypeError(f"{len(args)} kernel arguments for {len(self.parameters)} parameters")
+        converted = [_c_argument(a, c_type, pointer, self.dtype) for a, (c_type, pointer) in zip(args, self.parameters)]
         self.library.emulation_set_thread(block, thread, blocks, threads)
-        self.function(*[_c_argument(a, self.dtype) for a in args])
+        self.function(*converted)
 
 
 class Emulation:
@@ -86,8 +115,9 @@ class Emulation:
     def __init__(self, out_dir: Path):
         self.libraries = {(file, numpy.dtype(dtype)): build_library(file, dtype, out_dir)
                           for file in compiler.SOURCES for dtype in compiler.REAL_NAMES}
+        self.parameters = {file: kernel_parameters(compiler.source_text(file)) for file in compiler.SOURCES}
 
     def kernel(self, file: str, name: str, dtype) -> EmulatedKernel:
         compiler.real_name(dtype)  # the ValueError compiler.kernel gives for another dtype
         dtype = numpy.dtype(dtype)
-        return EmulatedKernel(self.libraries[(file, dtype)], name, dtype)
+        return EmulatedKernel(self.libraries[(file, dtype)], name, dtype, self.parameters[file][name])

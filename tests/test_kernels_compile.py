@@ -18,7 +18,14 @@ from gee_ref.kernels import compiler
 import nvrtc_ctypes
 
 
-KERNELS = {"lif.cu": ("lif_forward", "lif_backward"), "im2col.cu": ("im2col", "col2im")}
+KERNELS = {"lif.cu": ("lif_forward", "lif_backward"), "im2col.cu": ("im2col", "col2im"),
+           "batch_norm.cu": ("bn_lane_moments", "bn_forward_statistics", "bn_normalise",
+                             "bn_lane_gradient_sums", "bn_backward_totals", "bn_backward_dx")}
+#: kernels that sum float data in double on purpose (batch_norm.cu's reduction stages)
+WIDENING_KERNELS = {"bn_lane_moments", "bn_forward_statistics", "bn_lane_gradient_sums", "bn_backward_totals"}
+#: kernels whose products and sums must stay separately rounded, as in the plain xp code
+NO_FMA_KERNELS = {"lif.cu": ("lif_forward",), "batch_norm.cu": ("bn_normalise", "bn_backward_dx",
+                                                                 "bn_forward_statistics")}
 DTYPES = [numpy.float32, numpy.float64]
 H100 = 90  # the GPU of the benchmarks; the newest supported architecture if NVRTC lacks it
 
@@ -51,11 +58,16 @@ def test_nvrtc_compiles_every_kernel(nvrtc, arch, file, dtype):
     assert log.strip() == "", log  # no warnings either
     assert _entries(ptx) == set(KERNELS[file])  # extern "C": RawModule.get_function finds them by name
     if dtype == numpy.float32:
-        # float data is never widened to double (a double math routine on float data would be slow)
-        assert not re.search(r"cvt(\.\w+)*\.f64\.f32", ptx)
-    if file == "lif.cu":
-        # --fmad=false: h (1 - s) + v_reset s stays two roundings, as in the plain xp code
-        assert not re.search(r"\bfma\.", _entry_body(ptx, "lif_forward"))
+        # float data is never widened to double (a double math routine on float data would be
+        # slow), except where batch_norm.cu sums in double on purpose
+        for name in set(KERNELS[file]) - WIDENING_KERNELS:
+            assert not re.search(r"cvt(\.\w+)*\.f64\.f32", _entry_body(ptx, name)), name
+        for name in WIDENING_KERNELS & set(KERNELS[file]):  # and there the sums are in double
+            assert re.search(r"\badd(\.rn)?\.f64", _entry_body(ptx, name)), name
+    for name in NO_FMA_KERNELS.get(file, ()):
+        # --fmad=false: e.g. h (1 - s) + v_reset s, gamma x_hat + beta stay two roundings, as in
+        # the plain xp code
+        assert not re.search(r"\bfma\.", _entry_body(ptx, name)), name
     cubin, _ = nvrtc_ctypes.compile_with_nvrtc(nvrtc, compiler.source_text(file), file, options, f"sm_{arch}")
     assert cubin[:4] == b"\x7fELF"
 

@@ -1,14 +1,17 @@
 """The fused CUDA kernels (gee_ref/kernels/*.cu), compiled by g++ and run on the CPU, against
-the plain NumPy ops they replace (ops/lif.py, ops/im2col.py). No GPU needed.
+the plain NumPy ops they replace (ops/lif.py, ops/im2col.py, ops/batch_norm.py). No GPU needed.
 
 ``kernel_emulation.Emulation`` builds every .cu file for float and double and stands in for
-``compiler.kernel``, so the Python wrappers (lif_fused, im2col_fused) run as they will on
-CuPy, only with NumPy arrays. LIF forward and im2col are compared bit for bit (the same IEEE
-operations in the same order); the LIF backward (exp, atan from another math library) and
-col2im within 1e-10 (float64) and 1e-5 (float32), relative to the largest reference value.
+``compiler.kernel``, so the Python wrappers (lif_fused, im2col_fused, batch_norm_fused) run as
+they will on CuPy, only with NumPy arrays. LIF forward, im2col and batch norm in eval mode are
+compared bit for bit (the same IEEE operations in the same order); the LIF backward (exp, atan
+from another math library), col2im and batch norm in training mode (sums in another order, in
+double) within 1e-10 (float64) and 1e-5 (float32), relative to the largest reference value.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -19,13 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gee_ref import kernels
-from gee_ref.kernels import compiler, im2col_fused, lif_fused
+from gee_ref.kernels import batch_norm_fused, compiler, im2col_fused, lif_fused
+from gee_ref.ops import batch_norm as batch_norm_op
 from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
 import kernel_emulation
-from kernel_cases import TOLERANCE, conv_cases, lif_cases, relative_difference
+from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lif_cases,
+                          relative_difference)
 
 pytestmark = pytest.mark.skipif(kernel_emulation.gxx() is None, reason="needs g++ to emulate the kernels")
 
@@ -184,6 +189,190 @@ def test_empty_batches_launch_nothing(emulation):
     assert emulation.names == ["im2col", "col2im", "lif_forward"]  # looked up, then not launched
 
 
+# ------------------------------------------------------------------------- BatchNorm
+
+@contextlib.contextmanager
+def lane_rule(lanes):
+    """batch_norm_fused with (VALUES_PER_LANE, STAGE_ONE_THREADS) = lanes inside the block."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch_norm_fused, "VALUES_PER_LANE", lanes[0])
+        patch.setattr(batch_norm_fused, "STAGE_ONE_THREADS", lanes[1])
+        yield
+
+
+def own_statistics(arguments):
+    """The forward arguments with copies of the running statistics (a forward changes them)."""
+    copies = {k: arguments[k].copy() for k in ("running_mean", "running_var") if arguments[k] is not None}
+    return {**arguments, **copies}
+
+
+@given(batch_norm_cases())
+def test_batch_norm_forward_matches_the_plain_op(emulation, case):
+    arguments, _, lanes = case
+    fused_arguments, plain_arguments = own_statistics(arguments), own_statistics(arguments)
+    with lane_rule(lanes):
+        y, cache = batch_norm_fused.forward(**fused_arguments)
+    y_ref, cache_ref = batch_norm_op.forward(**plain_arguments)
+    assert y.dtype == y_ref.dtype and y.shape == y_ref.shape and y.flags.c_contiguous
+    assert len(cache) == len(cache_ref) == len(batch_norm_fused.CACHE_LAYOUT)
+    assert cache[2] is arguments["gamma"] and cache[3:] == cache_ref[3:]
+    assert (y is cache[0]) == (y_ref is cache_ref[0])  # y is x_hat only without gamma and beta
+    statistics = ("running_mean", "running_var")
+    if arguments["training"]:
+        tolerance = TOLERANCE[y.dtype]
+        for fused, plain in [(y, y_ref), (cache[0], cache_ref[0]), (cache[1], cache_ref[1])] + [
+                (fused_arguments[k], plain_arguments[k]) for k in statistics if arguments[k] is not None]:
+            assert fused.dtype == plain.dtype
+            assert relative_difference(fused, plain) <= tolerance
+        assert all(not numpy.array_equal(fused_arguments[k], arguments[k])
+                   for k in statistics if arguments[k] is not None)  # updated in place
+    else:  # the same mean and inv_std: bit for bit, and the running statistics untouched
+        for fused, plain in ((y, y_ref), (cache[0], cache_ref[0]), (cache[1], cache_ref[1])):
+            numpy.testing.assert_array_equal(fused, plain)
+        for k in statistics:
+            numpy.testing.assert_array_equal(fused_arguments[k], arguments[k])
+
+
+@given(batch_norm_cases())
+def test_batch_norm_backward_matches_the_plain_op_after_either_forward(emulation, case):
+    arguments, grad, lanes = case
+    with lane_rule(lanes):
+        _, cache = batch_norm_fused.forward(**own_statistics(arguments))
+    _, cache_ref = batch_norm_op.forward(**own_statistics(arguments))
+    reference = batch_norm_op.backward(grad, cache_ref)
+    tolerance = TOLERANCE[grad.dtype]
+    for forward_cache in (cache, cache_ref):
+        with lane_rule(lanes):
+            fused = batch_norm_fused.backward(grad, forward_cache)
+        assert fused[0].dtype == grad.dtype and fused[0].shape == grad.shape
+        assert batch_norm_dx_difference(fused[0], reference[0], grad, arguments["gamma"], cache_ref[1],
+                                        cache_ref[5]) <= tolerance
+        for got, expected in zip(fused[1:], reference[1:]):  # dgamma, dbeta, or None for each
+            assert (got is None) == (expected is None)
+            if expected is not None:
+                assert got.dtype == expected.dtype and relative_difference(got, expected) <= tolerance
+    plain_after_fused = batch_norm_op.backward(grad, cache)
+    assert batch_norm_dx_difference(plain_after_fused[0], reference[0], grad, arguments["gamma"],
+                                    cache_ref[1], cache_ref[5]) <= tolerance
+
+
+@pytest.mark.parametrize("lanes", [(1, 2**16), (2, 2**16), (32, 2**16), (1, 3)])
+def test_batch_norm_statistics_by_hand(emulation, lanes):
+    """One channel holding 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased 5/3; running
+    statistics that are strided views are updated in place too."""
+    x = numpy.array([1.0, 2.0, 3.0, 4.0]).reshape(2, 1, 2, 1)
+    buffers = numpy.array([0.0, -7.0]), numpy.array([1.0, -7.0, 8.0])
+    running_mean, running_var = buffers[0][::2], buffers[1][::3]
+    with lane_rule(lanes):
+        y, cache = batch_norm_fused.forward(x, numpy.array([2.0]), numpy.array([0.5]), running_mean, running_var,
+                                            training=True, momentum=0.1, eps=0.0)
+    assert running_mean[0] == pytest.approx(0.9 * 0.0 + 0.1 * 2.5, rel=1e-15)
+    assert running_var[0] == pytest.approx(0.9 * 1.0 + 0.1 * 5.0 / 3.0, rel=1e-15)
+    assert buffers[0][1] == buffers[1][1] == -7.0 and buffers[1][2] == 8.0
+    x_hat = (numpy.array([1.0, 2.0, 3.0, 4.0]) - 2.5) / numpy.sqrt(1.25)
+    numpy.testing.assert_allclose(cache[0].ravel(), x_hat, rtol=1e-15)
+    numpy.testing.assert_allclose(y.ravel(), 2.0 * x_hat + 0.5, rtol=1e-15)
+    assert cache[1][0] == pytest.approx(1.0 / numpy.sqrt(1.25), rel=1e-15)
+    # dy = 1: dbeta = 4, dgamma = sum(x_hat) = 0, dx = 0 (a shift of y's input changes nothing)
+    grad_x, grad_gamma, grad_beta = batch_norm_fused.backward(numpy.ones_like(x), cache)
+    assert grad_beta[0] == 4.0 and abs(grad_gamma[0]) <= 1e-15
+    numpy.testing.assert_allclose(grad_x, 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(numpy.float64, 1e-12), (numpy.float32, 1e-6)])
+@pytest.mark.parametrize("lanes", [(32, 2**16), (1, 2**16), (7, 2**16)])
+def test_batch_norm_variance_is_centred_however_far_the_mean(emulation, dtype, tolerance, lanes):
+    """Values 1e8 (1e4 in float32) +- about 1: sum(x^2)/n - mu^2 would cancel to noise; Welford's
+    lanes and the within- plus between-lane sum of squares keep every digit."""
+    rng = numpy.random.default_rng(11)
+    offset = 1e8 if dtype == numpy.float64 else 1e4
+    x = (offset + rng.standard_normal((50, 2, 3, 1)) * numpy.array([1.0, 0.5]).reshape(1, 2, 1, 1)).astype(dtype)
+    with lane_rule(lanes):
+        _, cache = batch_norm_fused.forward(x, None, None, training=True, eps=1e-5)
+    x64 = x.astype(numpy.float64)
+    var = x64.var(axis=(0, 2, 3))  # two-pass, in double
+    assert var.min() > 0.1
+    assert relative_difference(cache[1], 1.0 / numpy.sqrt(var + 1e-5)) <= tolerance
+
+
+def test_batch_norm_lanes():
+    assert batch_norm_fused.lanes_for(524288, 64) == 1024  # 2**16 threads, 512 values a lane
+    assert batch_norm_fused.lanes_for(216, 5) == 7  # at least 32 values a lane
+    assert batch_norm_fused.lanes_for(2, 1) == batch_norm_fused.lanes_for(0, 3) == 1
+    for count in (1, 2, 31, 32, 33, 1000, 10**6):
+        for channels in (1, 3, 512, 10**5):
+            lanes = batch_norm_fused.lanes_for(count, channels)
+            assert 1 <= lanes <= count
+            assert (lanes - 1) * batch_norm_fused.VALUES_PER_LANE < count
+            assert lanes == 1 or (lanes - 1) * channels < batch_norm_fused.STAGE_ONE_THREADS
+
+
+def test_batch_norm_fused_refuses_what_it_cannot_do(emulation):
+    x, ones, zeros = numpy.ones((4, 3)), numpy.ones(3), numpy.zeros(3)
+    with pytest.raises(ValueError, match=r"\[N, C\] or \[N, C, H, W\]"):
+        batch_norm_fused.forward(numpy.ones((2, 3, 4)), None, None)
+    with pytest.raises(ValueError, match="gamma has shape"):
+        batch_norm_fused.forward(x, numpy.ones(2), zeros)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        batch_norm_fused.forward(numpy.ones((1, 3)), ones, zeros, training=True)
+    with pytest.raises(ValueError, match="eval mode needs running_mean"):
+        batch_norm_fused.forward(x, ones, zeros, None, ones, training=False)
+    with pytest.raises(ValueError, match="at least one channel"):
+        batch_norm_fused.forward(numpy.ones((4, 0)), None, None)
+    with pytest.raises(ValueError, match="float32 and float64"):
+        half = numpy.ones(3, dtype=numpy.float16)
+        batch_norm_fused.forward(x.astype(numpy.float16), None, None, half, half, training=False)
+    single = ones.astype(numpy.float32)
+    assert not batch_norm_fused.handles(x, single, zeros)
+    assert not batch_norm_fused.handles(x, ones, zeros, single, ones, training=True)
+    assert batch_norm_fused.handles(x, ones, zeros, single, single, training=False)  # cast, as the plain op does
+    with pytest.raises(ValueError, match="x's dtype"):
+        batch_norm_fused.forward(x, single, zeros)
+
+    _, cache = batch_norm_fused.forward(x.copy(), ones, zeros, zeros.copy(), ones.copy())
+    with pytest.raises(ValueError, match="grad has shape"):
+        batch_norm_fused.backward(numpy.ones((4, 2)), cache)
+    for broken in (cache[:6], cache + (None,), list(cache), cache[:4] + ((0, 2, 3),) + cache[5:],
+                   cache[:5] + (5,) + cache[6:], cache[:1] + (numpy.ones(2),) + cache[2:],
+                   cache[:6] + ("yes",)):
+        with pytest.raises(ValueError, match="the cache is not"):
+            batch_norm_fused.backward(numpy.ones((4, 3)), broken)
+    float_gamma_cache = cache[:2] + (single,) + cache[3:]
+    assert not batch_norm_fused.handles_cache(float_gamma_cache)
+    with pytest.raises(ValueError, match="x_hat's dtype"):
+        batch_norm_fused.backward(numpy.ones((4, 3)), float_gamma_cache)
+
+
+def test_batch_norm_on_an_empty_batch(emulation):
+    """Eval mode on N = 0 launches nothing over x; dgamma and dbeta are sums of nothing."""
+    x = numpy.ones((0, 3, 2, 2), dtype=numpy.float32)
+    gamma, beta = numpy.full(3, 2.0, numpy.float32), numpy.ones(3, numpy.float32)
+    statistics = numpy.zeros(3, numpy.float32), numpy.ones(3, numpy.float32)
+    emulation.names.clear()
+    y, cache = batch_norm_fused.forward(x, gamma, beta, *statistics, training=False)
+    grads = batch_norm_fused.backward(numpy.ones_like(x), cache)
+    assert emulation.names == ["bn_normalise", "bn_lane_gradient_sums", "bn_backward_totals", "bn_backward_dx"]
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert grads[0].shape == x.shape and grads[0].dtype == x.dtype
+    for total in grads[1:]:
+        assert total.dtype == x.dtype
+        numpy.testing.assert_array_equal(total, numpy.zeros(3))
+
+
+def test_batch_norm_launches(emulation):
+    """Training: three kernels each way; eval without gamma and beta: one each way."""
+    rng = numpy.random.default_rng(4)
+    x = rng.standard_normal((600, 2))
+    emulation.names.clear()
+    _, cache = batch_norm_fused.forward(x, rng.standard_normal(2), None, training=True)
+    batch_norm_fused.backward(x, cache)
+    assert emulation.names == ["bn_lane_moments", "bn_forward_statistics", "bn_normalise",
+                               "bn_lane_gradient_sums", "bn_backward_totals", "bn_backward_dx"]
+    emulation.names.clear()
+    _, cache = batch_norm_fused.forward(x, None, None, numpy.zeros(2), numpy.ones(2), training=False)
+    batch_norm_fused.backward(x, cache)
+    assert emulation.names == ["bn_normalise", "bn_backward_dx"]
+
 # ------------------------------------------------------------------------- the switch and the wiring
 
 def test_the_switch():
@@ -237,6 +426,55 @@ def test_each_thread_writes_only_its_grid_stride_share(emulation):
             numpy.testing.assert_array_equal(~numpy.isnan(pixels.reshape(-1)), share)
 
 
+def test_batch_norm_threads_write_only_their_grid_stride_share(emulation):
+    """Thread r of R writes element (or channel, or lane) r, r + R, ...; the stage-1 kernels
+    number their threads over lanes first, except for an [N, C] input (S = 1): channels first."""
+    blocks, threads = kernel_emulation.EMULATED_GRID
+    total_threads = blocks * threads
+    count = 4 * total_threads + 1
+    i64, i32, f64 = numpy.int64, numpy.int32, numpy.float64
+    ones, nan = numpy.ones(count), lambda shape: numpy.full(shape, numpy.nan)
+
+    def written(name, args, output, block, thread):
+        emulation.kernel("batch_norm.cu", name, numpy.float64).run_thread(block, thread, args)
+        return ~numpy.isnan(output)
+
+    # C = 5, L = 5 lanes of 5 values, S = 1: thread k is (channel k % 5, lane k // 5) -> index c L + l
+    k = numpy.arange(25)
+    lane_index_by_thread = (k % 5) * 5 + k // 5
+    for block in range(blocks):
+        for thread in range(threads):
+            rank = block * threads + thread
+            share = numpy.arange(count) % total_threads == rank
+            x_hat, lane, channel = nan(count), nan(count), nan(count)
+            assert (written("bn_normalise", (ones, ones[:1], ones[:1], ones[:1], ones[:1], x_hat, nan(count),
+                                             i64(count), i64(1), i64(1), i32(1), i32(1)), x_hat, block, thread)
+                    == share).all()
+            grad_x = nan(count)
+            assert (written("bn_backward_dx", (ones, ones, ones[:1], ones[:1], ones[:1], ones[:1], grad_x,
+                                               i64(count), i64(1), i64(1), i32(1), i32(1)),
+                            grad_x, block, thread) == share).all()
+            # one channel of 9 x 3 values (S = 3), L = count lanes: thread k is lane k
+            assert (written("bn_lane_moments", (numpy.ones(27), lane, nan(count), i64(9), i64(1), i64(3), i64(count)),
+                            lane, block, thread) == share).all()
+            lane = nan(count)
+            assert (written("bn_lane_gradient_sums", (numpy.ones(27), numpy.ones(27), lane, nan(count), i64(9),
+                                                      i64(1), i64(3), i64(count)), lane, block, thread) == share).all()
+            # count channels, one lane each: thread k is channel k
+            assert (written("bn_forward_statistics", (numpy.ones(2 * count), numpy.zeros(count), numpy.zeros(count),
+                                                      channel, nan(count), nan(count), nan(count), i64(count), i64(1),
+                                                      i64(2), i64(1), f64(0.1), f64(1e-5), i32(0), i32(0)),
+                            channel, block, thread) == share).all()
+            channel = nan(count)
+            assert (written("bn_backward_totals", (numpy.zeros(count), numpy.zeros(count), ones, ones, channel,
+                                                   nan(count), nan(count), nan(count), i64(count), i64(2), i64(1),
+                                                   i32(1)), channel, block, thread) == share).all()
+            lane = nan(25)
+            mine = written("bn_lane_moments", (numpy.ones(25), lane, nan(25), i64(5), i64(5), i64(1), i64(5)),
+                           lane, block, thread)
+            numpy.testing.assert_array_equal(mine[lane_index_by_thread], k % total_threads == rank)
+
+
 @pytest.fixture
 def kernels_apply_to_numpy(emulation, monkeypatch):
     """The ops dispatch as they would on CuPy: kernels.applies says yes to NumPy float arrays."""
@@ -278,6 +516,30 @@ def test_the_conv2d_op_dispatches_to_the_kernels(kernels_apply_to_numpy):
     assert len(fused) == len(plain)
     for a, b in zip(fused, plain):
         assert relative_difference(a, b) <= 1e-12
+
+
+
+def test_the_batch_norm_op_dispatches_to_the_kernels(kernels_apply_to_numpy):
+    if "batch_norm_fused" not in inspect.getsource(batch_norm_op):
+        pytest.skip("gee_ref/ops/batch_norm.py does not dispatch to kernels/batch_norm_fused.py yet")
+    rng = numpy.random.default_rng(6)
+    x, grad = rng.normal(1.0, 2.0, size=(3, 2, 4, 5)), rng.standard_normal((3, 2, 4, 5))
+    gamma, beta = rng.uniform(0.5, 2.0, 2), rng.standard_normal(2)
+    statistics = [numpy.zeros(2), numpy.ones(2)]
+    y, cache = batch_norm_op.forward(x, gamma, beta, *statistics, training=True)
+    fused = batch_norm_op.backward(grad, cache)
+    assert kernels_apply_to_numpy.names == ["bn_lane_moments", "bn_forward_statistics", "bn_normalise",
+                                            "bn_lane_gradient_sums", "bn_backward_totals", "bn_backward_dx"]
+    statistics_ref = [numpy.zeros(2), numpy.ones(2)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "applies", lambda array: False)
+        y_ref, cache_ref = batch_norm_op.forward(x, gamma, beta, *statistics_ref, training=True)
+        plain = batch_norm_op.backward(grad, cache_ref)
+    for a, b in zip([y, *statistics, *fused], [y_ref, *statistics_ref, *plain]):
+        assert relative_difference(a, b) <= 1e-12
+    kernels_apply_to_numpy.names.clear()
+    batch_norm_op.forward(x, gamma.astype(numpy.float32), beta, *statistics, training=True)
+    assert kernels_apply_to_numpy.names == []  # a gamma of another dtype stays on the plain path
 
 
 def test_the_wrappers_launch_with_the_compiler_geometry(emulation):

@@ -2,22 +2,29 @@
 
 Both paths run on the same CuPy arrays, once with ``kernels.using(False)`` (the plain xp code,
 the reference) and once with ``kernels.using(True)`` (the dispatch in ops/lif.py and
-ops/im2col.py takes the kernels). Spikes and im2col columns must be equal; H, dL/dx and
-col2im within 1e-10 (float64) and 1e-5 (float32), relative to the largest reference value.
+ops/im2col.py takes the kernels; batch norm calls kernels/batch_norm_fused.py directly until
+ops/batch_norm.py dispatches to it). Spikes, im2col columns and batch norm in eval mode must be
+equal; H, dL/dx, col2im and batch norm in training mode within 1e-10 (float64) and 1e-5
+(float32), relative to the largest reference value.
 """
 from __future__ import annotations
+
+import contextlib
+import inspect
 
 import numpy
 import pytest
 from hypothesis import given
 
 from gee_ref import backend, kernels
-from gee_ref.kernels import compiler, im2col_fused, lif_fused
+from gee_ref.kernels import batch_norm_fused, compiler, im2col_fused, lif_fused
+from gee_ref.ops import batch_norm as batch_norm_op
 from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
-from kernel_cases import TOLERANCE, conv_cases, lif_cases, relative_difference
+from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lif_cases,
+                          relative_difference)
 
 pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 
@@ -138,9 +145,110 @@ def test_one_module_per_file_and_dtype(cupy):
         assert compiler.kernel("im2col.cu", "col2im", dtype) is not None
     modules = {(f, d): compiler._module(f, numpy.dtype(d))
                for f in compiler.SOURCES for d in ("float32", "float64")}
-    assert len({id(m) for m in modules.values()}) == 4
+    assert len({id(m) for m in modules.values()}) == 2 * len(compiler.SOURCES)
     assert compiler._module("lif.cu", numpy.dtype(numpy.float32)) is modules["lif.cu", "float32"]
     same = compiler.kernel("lif.cu", "lif_forward", numpy.float32)
     assert compiler.kernel("lif.cu", "lif_forward", "float32") is same
     x = cupy.ones((1, 1, 3, 3), dtype=cupy.float32)
     assert im2col_fused.channel_major_im2col(x, 3, 1, 1).shape == (9, 9)
+
+
+# ------------------------------------------------------------------------- BatchNorm
+
+@contextlib.contextmanager
+def lane_rule(lanes):
+    """batch_norm_fused with (VALUES_PER_LANE, STAGE_ONE_THREADS) = lanes inside the block."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch_norm_fused, "VALUES_PER_LANE", lanes[0])
+        patch.setattr(batch_norm_fused, "STAGE_ONE_THREADS", lanes[1])
+        yield
+
+
+def _bn_on_gpu(cupy, arguments):
+    """The forward arguments as CuPy arrays (x keeps its strided layout), statistics copied."""
+    moved = {k: (cupy.asarray(v) if isinstance(v, numpy.ndarray) else v) for k, v in arguments.items()}
+    x = arguments["x"]
+    if not x.flags.c_contiguous:  # the same view of a CuPy array
+        wide = numpy.zeros((x.shape[0], 2 * x.shape[1]) + x.shape[2:], dtype=x.dtype)
+        wide[:, ::2] = x
+        moved["x"] = cupy.asarray(wide)[:, ::2]
+    return moved
+
+
+@given(batch_norm_cases())
+def test_batch_norm_fused_matches_plain_cupy(cupy, launches, case):
+    arguments, grad, lanes = case
+    plain_arguments, fused_arguments = _bn_on_gpu(cupy, arguments), _bn_on_gpu(cupy, arguments)
+    grad_gpu = cupy.asarray(grad)
+    with kernels.using(False):
+        y, cache = batch_norm_op.forward(**plain_arguments)
+        grads = batch_norm_op.backward(grad_gpu, cache)
+    launches.clear()
+    with lane_rule(lanes):
+        y_f, cache_f = batch_norm_fused.forward(**fused_arguments)
+        grads_f = batch_norm_fused.backward(grad_gpu, cache_f)
+    expected_launches = 3 if arguments["training"] else 1
+    if arguments["training"] or arguments["gamma"] is not None or arguments["beta"] is not None:
+        expected_launches += 3
+    else:
+        expected_launches += 1
+    assert len(launches) == expected_launches
+    assert y_f.dtype == y.dtype and y_f.shape == y.shape and cache_f[3:] == cache[3:]
+    tolerance = TOLERANCE[numpy.dtype(grad.dtype)]
+    statistics = [k for k in ("running_mean", "running_var") if arguments[k] is not None]
+    if arguments["training"]:
+        for fused, plain in [(y_f, y), (cache_f[0], cache[0]), (cache_f[1], cache[1])] + [
+                (fused_arguments[k], plain_arguments[k]) for k in statistics]:
+            assert relative_difference(fused, plain) <= tolerance
+    else:
+        for fused, plain in [(y_f, y), (cache_f[0], cache[0]), (cache_f[1], cache[1])] + [
+                (fused_arguments[k], plain_arguments[k]) for k in statistics]:
+            numpy.testing.assert_array_equal(backend.to_host(fused), backend.to_host(plain))
+    assert batch_norm_dx_difference(grads_f[0], grads[0], grad, arguments["gamma"], cache[1], cache[5]) <= tolerance
+    for fused, plain in zip(grads_f[1:], grads[1:]):
+        assert (fused is None) == (plain is None)
+        if plain is not None:
+            assert relative_difference(fused, plain) <= tolerance
+    # either backward after either forward
+    cross = batch_norm_fused.backward(grad_gpu, cache)
+    assert batch_norm_dx_difference(cross[0], grads[0], grad, arguments["gamma"], cache[1], cache[5]) <= tolerance
+    with kernels.using(False):
+        cross = batch_norm_op.backward(grad_gpu, cache_f)
+    assert batch_norm_dx_difference(cross[0], grads[0], grad, arguments["gamma"], cache[1], cache[5]) <= tolerance
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 2048, 1100), (compiler.MAX_BLOCKS * compiler.THREADS_PER_BLOCK + 1000, 3)])
+def test_batch_norm_beyond_one_grid(cupy, shape):
+    """More elements than MAX_BLOCKS x 256 threads: the grid-stride loops cover the rest; with the
+    default lanes, channels of millions of values (mean 3, so the centring matters). In float64:
+    dgamma and dbeta are sums of millions of terms of either sign, which float32 sums in another
+    order would not reproduce to 1e-5."""
+    rng = backend.rng(1, "gpu")
+    x = rng.standard_normal(shape, dtype=cupy.float64) + 3.0
+    grad = rng.standard_normal(shape, dtype=cupy.float64)
+    gamma = cupy.linspace(0.5, 2.0, shape[1], dtype=cupy.float64)
+    beta = cupy.linspace(-1.0, 1.0, shape[1], dtype=cupy.float64)
+    results = []
+    for module in (batch_norm_op, batch_norm_fused):
+        statistics = [cupy.zeros(shape[1]), cupy.ones(shape[1])]
+        with kernels.using(False):
+            y, cache = module.forward(x, gamma, beta, *statistics, training=True)
+            results.append([y, *statistics, *module.backward(grad, cache)])
+    for fused, plain in zip(results[1], results[0]):
+        assert relative_difference(fused, plain) <= 1e-10
+
+
+def test_the_batch_norm_op_dispatches_to_the_kernels(cupy, launches):
+    if "batch_norm_fused" not in inspect.getsource(batch_norm_op):
+        pytest.skip("gee_ref/ops/batch_norm.py does not dispatch to kernels/batch_norm_fused.py yet")
+    x = cupy.asarray(numpy.random.default_rng(2).normal(1.0, 2.0, (4, 3, 5, 5)).astype(numpy.float32))
+    gamma, beta = cupy.ones(3, cupy.float32), cupy.zeros(3, cupy.float32)
+    launches.clear()
+    with kernels.using(True):
+        y, cache = batch_norm_op.forward(x, gamma, beta, cupy.zeros(3, cupy.float32), cupy.ones(3, cupy.float32))
+        batch_norm_op.backward(cupy.ones_like(y), cache)
+    assert len(launches) == 6
+    launches.clear()
+    with kernels.using(False):
+        batch_norm_op.forward(x, gamma, beta, cupy.zeros(3, cupy.float32), cupy.ones(3, cupy.float32))
+    assert launches == []

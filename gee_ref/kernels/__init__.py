@@ -3,11 +3,14 @@
 "Fused" means one hand-written CUDA kernel doing what the plain ``xp`` code of an op does
 in many array operations: the LIF neuron over all T time steps (``lif.cu``, one thread
 per neuron, its membrane potential held in a register; one kernel forward, one
-backward), and the gathers im2col and col2im of a convolution (``im2col.cu``, one thread
-per output element, reading the input through its strides). They run only on CuPy
-arrays of float32 or float64; everything else takes the plain path.
+backward), the gathers im2col and col2im of a convolution (``im2col.cu``, one thread
+per output element, reading the input through its strides), and batch normalisation
+(``batch_norm.cu``: per-channel sums in two stages without barriers, then one
+elementwise pass forward and one backward). They run only on CuPy arrays of float32 or
+float64; everything else takes the plain path.
 
-The plain ``xp`` code in ``gee_ref/ops`` (``ops/lif.py``, ``ops/im2col.py``) stays the
+The plain ``xp`` code in ``gee_ref/ops`` (``ops/lif.py``, ``ops/im2col.py``,
+``ops/batch_norm.py``) stays the
 reference: each kernel follows its equations in the same order of operations, and is
 checked against it three ways (tests/test_kernels_*.py): the same .cu source compiled
 by g++ behind a small emulation prelude and compared with the NumPy ops on the CPU; the

@@ -21,7 +21,7 @@ import numpy
 
 from gee_ref import backend
 
-SOURCES = ("lif.cu", "im2col.cu")
+SOURCES = ("lif.cu", "im2col.cu", "batch_norm.cu")
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535
 REAL_NAMES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}

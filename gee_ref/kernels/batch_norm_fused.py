@@ -1,0 +1,205 @@
+"""Batch normalisation per channel in fused kernels (``batch_norm.cu``), DESIGN.md section 3.
+
+Same equations and return values as ``gee_ref.ops.batch_norm`` (its plain ``xp`` code and its
+docstring are the reference): ``forward`` returns ``(y, cache)`` with the cache layout
+``(x_hat, inv_std, gamma, has_beta, axes, count, training)`` that ``ops.batch_norm.forward``
+builds, and ``backward`` returns ``(grad_x, grad_gamma, grad_beta)``; so either backward runs
+after either forward. The running statistics are updated in place, as there.
+
+Kernel launches, x seen as [N, C, S] (S = H W, or 1 for [N, C]) and L lanes per channel:
+
+    forward, training:  bn_lane_moments (C L threads) -> bn_forward_statistics (C)
+                        -> bn_normalise (one thread per element): x is read twice
+    forward, eval:      mu and inv_std from the running statistics as the plain code computes
+                        them (small [C] vectors), then bn_normalise
+    backward:           bn_lane_gradient_sums (C L) -> bn_backward_totals (C) -> bn_backward_dx;
+                        in eval mode without gamma and beta only bn_backward_dx
+
+The sums are in double (also for float32 data) and the variance is centred in one pass (each
+lane runs Welford's update on x minus the channel's first value, stage 2 adds the within- and
+between-lane sums of squares); ``batch_norm.cu`` has the equations. ``lanes_for`` picks L: enough
+threads in stage 1 to keep the GPU busy, enough values per lane that stage 2 (one thread per
+channel, adding L lanes) stays short.
+"""
+from __future__ import annotations
+
+import numpy
+
+from gee_ref import backend
+from gee_ref.kernels import compiler
+
+#: a lane visits at least about this many values of its channel
+VALUES_PER_LANE = 32
+#: stage 1 aims at about this many threads in all (C L)
+STAGE_ONE_THREADS = 2**16
+#: the cache of ops.batch_norm.forward, field by field
+CACHE_LAYOUT = ("x_hat", "inv_std", "gamma", "has_beta", "axes", "count", "training")
+
+
+def lanes_for(count: int, channels: int) -> int:
+    """L, the lanes per channel for ``count`` values in each of ``channels`` channels (1 <= L <= count, or 1)."""
+    by_work = -(-count // VALUES_PER_LANE)
+    by_threads = -(-STAGE_ONE_THREADS // max(channels, 1))
+    return max(1, min(by_work, by_threads))
+
+
+def _layout(x):
+    """(N, C, S, reduced axes) of an [N, C] or [N, C, H, W] array."""
+    if x.ndim == 2:
+        return x.shape[0], x.shape[1], 1, (0,)
+    if x.ndim == 4:
+        return x.shape[0], x.shape[1], x.shape[2] * x.shape[3], (0, 2, 3)
+    raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W], got shape {tuple(x.shape)}")
+
+
+def handles(x, gamma, beta, running_mean=None, running_var=None, training=True) -> bool:
+    """Whether ``forward`` has a kernel for these arrays: gamma and beta of x's dtype (or None),
+    and in training mode the running statistics too (the kernel updates them in x's type)."""
+    per_channel = (gamma, beta) + ((running_mean, running_var) if training else ())
+    return all(v is None or v.dtype == x.dtype for v in per_channel)
+
+
+def _check_cache(cache):
+    """The fields of an ops.batch_norm cache; a ValueError if it has another layout."""
+    layout_error = ValueError("fused batch_norm backward: the cache is not (" + ", ".join(CACHE_LAYOUT)
+                              + ") as ops.batch_norm.forward builds it")
+    if not isinstance(cache, tuple) or len(cache) != len(CACHE_LAYOUT):
+        raise layout_error
+    x_hat, inv_std, gamma, has_beta, axes, count, training = cache
+    if not hasattr(x_hat, "ndim") or x_hat.ndim not in (2, 4):
+        raise layout_error
+    _, channels, _, expected_axes = _layout(x_hat)
+    per_channel_ok = all(v is None or (hasattr(v, "shape") and tuple(v.shape) == (channels,))
+                         for v in (inv_std, gamma))
+    counts_ok = isinstance(count, int) and channels > 0 and count == x_hat.size // channels
+    if (inv_std is None or not per_channel_ok or has_beta not in (True, False) or axes != expected_axes
+            or not counts_ok or training not in (True, False)):
+        raise layout_error
+    return cache
+
+
+def handles_cache(cache) -> bool:
+    """Whether ``backward`` has a kernel for this cache: inv_std and gamma of x_hat's dtype.
+    A cache of another layout than ops.batch_norm's is a ValueError, not a quiet False."""
+    x_hat, inv_std, gamma = _check_cache(cache)[:3]
+    return inv_std.dtype == x_hat.dtype and (gamma is None or gamma.dtype == x_hat.dtype)
+
+
+def _check_forward_arguments(x, gamma, beta, running_mean, running_var, training):
+    batch, channels, spatial, axes = _layout(x)
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and tuple(v.shape) != (channels,):
+            raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected ({channels},)")
+    if not handles(x, gamma, beta, running_mean, running_var, training):
+        raise ValueError("fused batch_norm needs gamma, beta (and in training the running statistics) "
+                         f"of x's dtype {x.dtype}")
+    compiler.real_name(x.dtype)  # a ValueError for a dtype without a kernel
+    if channels == 0:
+        raise ValueError("batch_norm needs at least one channel")
+    if training and batch * spatial < 2:
+        raise ValueError("batch_norm in training mode needs more than one value per channel")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    return batch, channels, spatial, axes
+
+
+def _training_statistics(x, batch, channels, spatial, running_mean, running_var, momentum, eps):
+    """(mean, inv_std) per channel of a contiguous x, the running statistics updated in place."""
+    xp = backend.get_array_module(x)
+    lanes = lanes_for(batch * spatial, channels)
+    lane_mean = xp.empty(channels * lanes, dtype=numpy.float64)
+    lane_m2 = xp.empty(channels * lanes, dtype=numpy.float64)
+    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
+    run = compiler.kernel("batch_norm.cu", "bn_lane_moments", x.dtype)
+    compiler.launch(run, channels * lanes, (x, lane_mean, lane_m2) + sizes)
+
+    mean, inv_std = xp.empty(channels, dtype=x.dtype), xp.empty(channels, dtype=x.dtype)
+    # the kernel writes the running statistics through a pointer: a strided one goes via a copy
+    targets = [v if v is None or v.flags.c_contiguous else xp.ascontiguousarray(v)
+               for v in (running_mean, running_var)]
+    run = compiler.kernel("batch_norm.cu", "bn_forward_statistics", x.dtype)
+    compiler.launch(run, channels, (x, lane_mean, lane_m2, mean, inv_std,
+                                    mean if targets[0] is None else targets[0],
+                                    mean if targets[1] is None else targets[1],
+                                    numpy.int64(channels), numpy.int64(spatial), numpy.int64(batch * spatial),
+                                    numpy.int64(lanes),
+                                    numpy.float64(momentum), numpy.float64(eps),
+                                    numpy.int32(targets[0] is not None), numpy.int32(targets[1] is not None)))
+    for original, target in zip((running_mean, running_var), targets):
+        if target is not None and target is not original:
+            original[...] = target
+    return mean, inv_std
+
+
+def forward(x, gamma, beta, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
+    """y and the cache of ``ops.batch_norm.forward``, by the kernels of ``batch_norm.cu``."""
+    batch, channels, spatial, axes = _check_forward_arguments(x, gamma, beta, running_mean, running_var,
+                                                              training)
+    xp = backend.get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    count = batch * spatial
+    if training:
+        mean, inv_std = _training_statistics(x, batch, channels, spatial, running_mean, running_var,
+                                             momentum, eps)
+    else:  # the plain code's expressions, on [C] vectors: the same mean and inv_std to the bit
+        mean = xp.ascontiguousarray(xp.asarray(running_mean, dtype=x.dtype))
+        inv_std = 1.0 / xp.sqrt(xp.asarray(running_var, dtype=x.dtype) + eps)
+    x_hat = xp.empty_like(x)
+    y = x_hat if gamma is None and beta is None else xp.empty_like(x)
+    gamma_c = mean if gamma is None else xp.ascontiguousarray(gamma)
+    beta_c = mean if beta is None else xp.ascontiguousarray(beta)
+    run = compiler.kernel("batch_norm.cu", "bn_normalise", x.dtype)
+    compiler.launch(run, x.size, (x, mean, inv_std, gamma_c, beta_c, x_hat, y, numpy.int64(x.size),
+                                  numpy.int64(channels), numpy.int64(spatial),
+                                  numpy.int32(gamma is not None), numpy.int32(beta is not None)))
+    cache = (x_hat, inv_std, gamma, beta is not None, axes, count, training)
+    return y, cache
+
+
+def _gradient_totals(dy, x_hat, inv_std, gamma, batch, channels, spatial):
+    """(dgamma, dbeta, a, b) per channel, [C] arrays of x_hat's dtype, with a = scale dgamma / n and
+    b = scale dbeta / n (scale = gamma inv_std) the coefficients of dx in training mode."""
+    xp = backend.get_array_module(x_hat)
+    lanes = lanes_for(batch * spatial, channels)
+    lane_sum_dy = xp.empty(channels * lanes, dtype=numpy.float64)
+    lane_sum_dy_x_hat = xp.empty(channels * lanes, dtype=numpy.float64)
+    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
+    run = compiler.kernel("batch_norm.cu", "bn_lane_gradient_sums", x_hat.dtype)
+    compiler.launch(run, channels * lanes, (dy, x_hat, lane_sum_dy, lane_sum_dy_x_hat) + sizes)
+    totals = tuple(xp.empty(channels, dtype=x_hat.dtype) for _ in range(4))
+    run = compiler.kernel("batch_norm.cu", "bn_backward_totals", x_hat.dtype)
+    compiler.launch(run, channels, (lane_sum_dy, lane_sum_dy_x_hat, inv_std if gamma is None else gamma, inv_std)
+                    + totals + (numpy.int64(channels), numpy.int64(batch * spatial), numpy.int64(lanes),
+                                numpy.int32(gamma is not None)))
+    return totals
+
+
+def backward(grad, cache):
+    """(dL/dx, dL/dgamma or None, dL/dbeta or None) from an ops.batch_norm cache (module docstring).
+
+    ``grad`` is taken in the dtype of the cached x_hat (the kernels have one element type).
+    """
+    if not handles_cache(cache):
+        raise ValueError("fused batch_norm backward needs inv_std and gamma of x_hat's dtype")
+    x_hat, inv_std, gamma, has_beta, _, _, training = cache
+    if tuple(grad.shape) != tuple(x_hat.shape):
+        raise ValueError(f"batch_norm backward: grad has shape {tuple(grad.shape)}, expected {tuple(x_hat.shape)}")
+    batch, channels, spatial, _ = _layout(x_hat)
+    xp = backend.get_array_module(x_hat)
+    x_hat = xp.ascontiguousarray(x_hat)
+    dy = xp.ascontiguousarray(grad, dtype=x_hat.dtype)
+    inv_std = xp.ascontiguousarray(inv_std)
+    gamma_c = inv_std if gamma is None else xp.ascontiguousarray(gamma)  # not read without gamma
+    if training or gamma is not None or has_beta:
+        grad_gamma, grad_beta, a, b = _gradient_totals(dy, x_hat, inv_std, None if gamma is None else gamma_c,
+                                                       batch, channels, spatial)
+    else:  # eval without gamma and beta: dx = inv_std dy needs no sums
+        grad_gamma = grad_beta = None
+        a = b = inv_std  # not read in eval mode
+    grad_x = xp.empty_like(x_hat)
+    run = compiler.kernel("batch_norm.cu", "bn_backward_dx", x_hat.dtype)
+    compiler.launch(run, x_hat.size, (dy, x_hat, inv_std, gamma_c, a, b, grad_x, numpy.int64(x_hat.size),
+                                      numpy.int64(channels), numpy.int64(spatial),
+                                      numpy.int32(gamma is not None), numpy.int32(bool(training))))
+    return grad_x, (grad_gamma if gamma is not None else None), (grad_beta if has_beta else None)
