@@ -5,7 +5,7 @@ genetic conv -> BN -> soft LIF -> avg pool -> genetic linear -> mean over time
 the test also covers gradient accumulation on the tape.
 """
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from gee_ref import functional as F
 from gee_ref.gradcheck import check_gradients
@@ -61,6 +61,10 @@ def build(p):
 @given(small_network())
 def test_composite_network_gradients_match_finite_differences(p):
     arrays, loss = build(p)
+    # BN makes each conv channel blind to the scale of its weight row W_c = (x_out G x_in^T)_c; where
+    # a row nears zero, x / sqrt(var(x) + eps) turns into a step and finite differences lose their
+    # accuracy (an x_out entry of -1.1e-3 at g = 1 gave 1.8e-4): such draws are left out
+    assume(np.linalg.norm(arrays[1] @ arrays[2] @ arrays[3].T, axis=1).min() > 0.2)
     errors = check_gradients(loss, arrays)
     assert max(errors.values()) <= 1e-6, errors
 

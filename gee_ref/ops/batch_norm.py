@@ -17,11 +17,19 @@ with n values per channel and dx_hat = dy gamma (sums over the channel's values)
     eval:      dx = dx_hat / sqrt(var + eps)
     both:      dgamma = sum(dy x_hat),  dbeta = sum(dy)
 
-gamma or beta may be None (no affine scale or shift).
+Since sum(dx_hat) = gamma dbeta and sum(dx_hat x_hat) = gamma dgamma, the training line is
+
+    dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)
+
+which backward evaluates: the two per-channel sums once (``einsum``, no product array), then
+three passes over dy and x_hat. gamma or beta may be None (no affine scale or shift; the
+sums are still those of dy and dy x_hat).
 """
 from __future__ import annotations
 
-from gee_ref import backend
+import math
+
+from gee_ref import backend, kernels
 
 
 def _reduce_axes(x):
@@ -32,6 +40,14 @@ def _reduce_axes(x):
     raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W], got shape {tuple(x.shape)}")
 
 
+def _channel_sums(a, b=None):
+    """Per channel sum(a), or sum(a * b) without forming the product; a, b [N, C, ...] -> [C]."""
+    a3 = a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))  # no -1: N may be 0
+    if b is None:
+        return backend.get_array_module(a).einsum("ncs->c", a3)
+    return backend.get_array_module(a).einsum("ncs,ncs->c", a3, b.reshape(a3.shape))
+
+
 def _per_channel(v, ndim):
     """A [C] vector shaped to broadcast against x: [1, C] or [1, C, 1, 1]."""
     return v.reshape((1, -1) + (1,) * (ndim - 2))
@@ -39,6 +55,10 @@ def _per_channel(v, ndim):
 
 def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
             momentum=0.1, eps=1e-5):
+    if kernels.applies(x):  # the fused CUDA kernels of gee_ref/kernels/batch_norm.cu
+        from gee_ref.kernels import batch_norm_fused
+        if batch_norm_fused.handles(x, gamma, beta, running_mean, running_var, training):
+            return batch_norm_fused.forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     xp = backend.get_array_module(x)
     axes = _reduce_axes(x)
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
@@ -49,10 +69,9 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
     if training:
         if count < 2:
             raise ValueError("batch_norm in training mode needs more than one value per channel")
-        mean = x.mean(axis=axes)
+        mean = _channel_sums(x) / count
         x_hat = x - _per_channel(mean, x.ndim)  # x - mu, centred once; scaled to x_hat below
-        centred = x_hat.reshape(x.shape[0], x.shape[1], -1)
-        var = xp.einsum("ncs,ncs->c", centred, centred) / count  # mean((x - mu)^2), biased
+        var = _channel_sums(x_hat, x_hat) / count  # mean((x - mu)^2), biased
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
         if running_var is not None:
@@ -76,15 +95,17 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
 
 
 def backward(grad, cache):
+    if kernels.applies(cache[0]):
+        from gee_ref.kernels import batch_norm_fused
+        if batch_norm_fused.handles_cache(cache):
+            return batch_norm_fused.backward(grad, cache)
     x_hat, inv_std, gamma, has_beta, axes, count, training = cache
     ndim = x_hat.ndim
-    grad_gamma = (grad * x_hat).sum(axis=axes) if gamma is not None else None
-    grad_beta = grad.sum(axis=axes) if has_beta else None
-    grad_x_hat = grad * _per_channel(gamma, ndim) if gamma is not None else grad
-    if training:
-        sum_g = _per_channel(grad_x_hat.sum(axis=axes), ndim)
-        sum_gx = _per_channel((grad_x_hat * x_hat).sum(axis=axes), ndim)
-        grad_x = (count * grad_x_hat - sum_g - x_hat * sum_gx) * (_per_channel(inv_std, ndim) / count)
-    else:
-        grad_x = grad_x_hat * _per_channel(inv_std, ndim)
-    return grad_x, grad_gamma, grad_beta
+    sum_grad = _channel_sums(grad)               # dbeta
+    sum_grad_x_hat = _channel_sums(grad, x_hat)  # dgamma
+    scale = inv_std if gamma is None else gamma * inv_std
+    grad_x = grad * _per_channel(scale, ndim)    # eval: dx = gamma dy / sqrt(var + eps)
+    if training:  # dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)
+        grad_x -= x_hat * _per_channel(scale * sum_grad_x_hat / count, ndim)
+        grad_x -= _per_channel(scale * sum_grad / count, ndim)
+    return grad_x, sum_grad_x_hat if gamma is not None else None, sum_grad if has_beta else None

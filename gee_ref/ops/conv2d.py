@@ -10,6 +10,8 @@ Backward, for the upstream gradient dY in the same row layout::
     dcols = W.T @ dY,   dx = col2im(dcols)
 
 Only x is kept for backward; cols is recomputed there (the columns are kh*kw times larger than x).
+The columns and dcols live in the reused scratch buffer of ``gee_ref.ops.im2col`` (each is used
+at once and dropped), which spares NumPy fresh memory for them on every call.
 For stride 1 (and padding <= kernel - 1), dx is computed without the large dcols: it is the
 stride-1 correlation of dY, zero-padded by (kh - 1 - ph, kw - 1 - pw), with the kernel flipped
 in both spatial axes and its two channel axes swapped,
@@ -23,8 +25,9 @@ No bias: in the networks of gee_ref a BatchNorm follows every convolution.
 """
 from __future__ import annotations
 
-from gee_ref.ops.im2col import (channel_major_im2col, col2im, conv_geometry, im2col, nchw_to_rows,
-                                rows_to_nchw)
+from gee_ref import backend
+from gee_ref.ops.im2col import (channel_major_im2col, col2im, column_scratch, conv_geometry, im2col,
+                                nchw_to_rows, rows_to_nchw)
 
 
 def check_weight(x_shape, w_shape):
@@ -48,10 +51,13 @@ def input_gradient(grad_rows, weight_rows, x_shape, kernel_size, stride=1, paddi
         raise ValueError(f"input_gradient route {route!r} is not 'auto', 'col2im', or 'flipped' with stride 1 "
                          f"and padding <= kernel - 1")
     if route == "col2im" or not flipped_applies:
-        return col2im(weight_rows.T @ grad_rows, x_shape, (kh, kw), step, (ph, pw))
+        xp = backend.get_array_module(grad_rows)
+        dcols = column_scratch(xp, (weight_rows.shape[1], grad_rows.shape[1]),
+                               xp.result_type(weight_rows, grad_rows))
+        return col2im(xp.matmul(weight_rows.T, grad_rows, out=dcols), x_shape, (kh, kw), step, (ph, pw))
     kernel = weight_rows.reshape(-1, c_in, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     grad_cols = channel_major_im2col(grad_rows.reshape((-1, n) + tuple(out)), (kh, kw), 1,
-                                     (kh - 1 - ph, kw - 1 - pw))
+                                     (kh - 1 - ph, kw - 1 - pw), scratch=True)
     return rows_to_nchw(kernel.reshape(c_in, -1) @ grad_cols, n, (h, w))
 
 
@@ -60,7 +66,7 @@ def forward(x, w, stride=1, padding=0):
     kernel = tuple(w.shape[2:])
     *_, out = conv_geometry(x.shape, kernel, stride, padding)
     weight = w.reshape(w.shape[0], -1)
-    y = rows_to_nchw(weight @ im2col(x, kernel, stride, padding), x.shape[0], out)
+    y = rows_to_nchw(weight @ im2col(x, kernel, stride, padding, scratch=True), x.shape[0], out)
     return y, (x, weight, w.shape, stride, padding)
 
 
@@ -68,5 +74,5 @@ def backward(grad, cache):
     x, weight, w_shape, stride, padding = cache
     kernel = tuple(w_shape[2:])
     grad_rows = nchw_to_rows(grad)
-    dw = (grad_rows @ im2col(x, kernel, stride, padding).T).reshape(w_shape)
+    dw = (grad_rows @ im2col(x, kernel, stride, padding, scratch=True).T).reshape(w_shape)
     return input_gradient(grad_rows, weight, x.shape, kernel, stride, padding), dw

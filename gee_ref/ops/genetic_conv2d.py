@@ -17,7 +17,8 @@ Eq. 4-5 (backward), with dY the upstream gradient in the im2col row layout and d
 (the factored path computes the same without dW or W; see ``gee_ref.ops.genetic_path``, which
 also counts both paths' MACs and picks the cheaper for ``path="auto"``).
 
-Only x is kept for backward; cols is recomputed there. For stride 1 the [C_in*kh*kw, N*Ho*Wo]
+Only x is kept for backward; cols is recomputed there (in the reused scratch buffer of
+``gee_ref.ops.im2col``: each cols is used at once and dropped). For stride 1 the [C_in*kh*kw, N*Ho*Wo]
 dcols is never formed: dx is the correlation of dY (materialised; kernel W) or of
 dP = G.T @ X_out.T @ dY (factored; kernel X_in.T), either viewed [*, C_in, kh, kw] and flipped
 (``gee_ref.ops.conv2d.input_gradient``).
@@ -33,12 +34,13 @@ def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto"):
     kernel = as_pair(kernel_size, "kernel_size")
     *_, out = conv_geometry(x.shape, kernel, stride, padding)
     genetic_path.check_encodings(x_out, g, x_in, x.shape[1] * kernel[0] * kernel[1])
-    y_rows, product_cache = genetic_path.product_forward(im2col(x, kernel, stride, padding), x_out, g, x_in, path)
+    y_rows, product_cache = genetic_path.product_forward(im2col(x, kernel, stride, padding, scratch=True),
+                                                          x_out, g, x_in, path)
     return rows_to_nchw(y_rows, x.shape[0], out), (product_cache, x, kernel, stride, padding)
 
 
 def backward(grad, cache):
     product_cache, x, kernel, stride, padding = cache
     weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(
-        nchw_to_rows(grad), product_cache, im2col(x, kernel, stride, padding))
+        nchw_to_rows(grad), product_cache, im2col(x, kernel, stride, padding, scratch=True))
     return input_gradient(d_rows, weight_rows, x.shape, kernel, stride, padding), dx_out, dg, dx_in

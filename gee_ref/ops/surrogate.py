@@ -43,9 +43,16 @@ def _sigmoid(x, alpha):
 def _sigmoid_derivative(x, alpha):
     # alpha s (1 - s) written as alpha u / (1 + u)^2 with u = exp(-alpha |x|): the same value,
     # without the cancellation in 1 - s where s is near 1 (float32 would keep 2-3 digits there)
+    # (two arrays, updated in place: this runs on every LIF layer's whole [T, N, ...] input)
     xp = backend.get_array_module(x)
-    u = xp.exp(-(alpha * xp.abs(x)))
-    return alpha * u / ((1.0 + u) * (1.0 + u))
+    u = xp.abs(x)
+    u *= -alpha
+    xp.exp(u, out=u)  # u = exp(-alpha |x|)
+    denominator = 1.0 + u
+    denominator *= denominator
+    u *= alpha
+    u /= denominator
+    return u
 
 
 def _atan(x, alpha):

@@ -1,0 +1,60 @@
+"""The reusable column buffer of gee_ref.ops.im2col (scratch=True): same columns as a fresh
+array, one reused memory per thread and dtype, and no op result that aliases it."""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from gee_ref.ops import conv2d, genetic_conv2d
+from gee_ref.ops.im2col import channel_major_im2col, column_scratch, im2col
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
+       k=st.integers(1, 3), stride=st.integers(1, 2), padding=st.integers(0, 2), seed=st.integers(0, 99))
+def test_scratch_columns_equal_fresh_columns(n, c, h, w, k, stride, padding, seed):
+    assume(h + 2 * padding >= k and w + 2 * padding >= k)
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w))
+    column_scratch(np, (5000,), x.dtype)[...] = np.nan  # stale contents must not show through
+    fresh = im2col(x, k, stride, padding)
+    assert np.array_equal(im2col(x, k, stride, padding, scratch=True), fresh)
+    assert np.array_equal(channel_major_im2col(x.transpose(1, 0, 2, 3), k, stride, padding, scratch=True), fresh)
+
+
+def test_scratch_is_one_memory_per_dtype_that_grows():
+    small = column_scratch(np, (3, 4), np.float64)
+    again = column_scratch(np, (2, 5), np.float64)
+    assert np.shares_memory(small, again)  # valid only until the next call: the same memory
+    other_dtype = column_scratch(np, (3, 4), np.float32)
+    assert other_dtype.dtype == np.float32 and not np.shares_memory(other_dtype, again)
+    size = column_scratch(np, (1,), np.float64).base.size
+    bigger = column_scratch(np, (size + 7,), np.float64)
+    assert bigger.shape == (size + 7,)
+    assert np.shares_memory(column_scratch(np, (2,), np.float64), bigger)  # kept at the larger size
+
+
+def test_each_thread_has_its_own_scratch():
+    here = column_scratch(np, (10,), np.float64)
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(column_scratch(np, (10,), np.float64)))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(here, seen[0])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_results_do_not_alias_the_scratch(stride):
+    """Outputs and gradients of conv2d and genetic_conv2d survive later convolutions."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    x_out, g, x_in = rng.standard_normal((4, 2)), rng.standard_normal((2, 2)), rng.standard_normal((27, 2))
+    for op, params in ((conv2d, (w,)), (genetic_conv2d, (x_out, g, x_in, 3))):
+        y, cache = op.forward(x, *params, stride=stride, padding=1)
+        grads = op.backward(np.ones_like(y), cache)
+        kept = [y.copy()] + [a.copy() for a in grads]
+        other = rng.standard_normal(x.shape)  # reuses every scratch buffer
+        op.backward(np.ones_like(y), op.forward(other, *params, stride=stride, padding=1)[1])
+        for before, after in zip(kept, [y, *grads]):
+            assert np.array_equal(before, after)
+            assert not np.shares_memory(after, column_scratch(np, (1,), after.dtype).base)
