@@ -217,10 +217,12 @@ def train_population(net: PopulationNetwork, loader, optimizer, steps=None, epoc
 
 
 def validate_population(net: PopulationNetwork, loader) -> list:
-    """``training.evaluate(record=True)``'s loss, accuracy and R_T (eq. 13) for every individual."""
+    """``training.evaluate(record=True)``'s loss, accuracy and R_T (eq. 13) for every individual.
+
+    The sums stay on the device until the pass ends (no GPU wait per batch)."""
     size, xp = net.size, net.xp
     net.training, net.recording = False, True
-    loss_sum, correct, seen = numpy.zeros(size), numpy.zeros(size, dtype=numpy.int64), 0
+    loss_sum, correct, seen = xp.zeros(size), xp.zeros(size, dtype=xp.int64), 0
     transitions, neurons, steps = None, None, net.time_steps
     try:
         with autograd.no_grad():
@@ -228,20 +230,22 @@ def validate_population(net: PopulationNetwork, loader) -> list:
                 logits = net(x)
                 n = int(y.shape[0])
                 losses = apply(population_cross_entropy, logits, labels=y)
-                loss_sum += backend.to_host(losses.data).astype(numpy.float64) * n
-                correct += backend.to_host((xp.argmax(logits.data, axis=2) == xp.asarray(y)[:, None]).sum(axis=0))
+                loss_sum += losses.data.astype(xp.float64) * n
+                correct += (xp.argmax(logits.data, axis=2) == xp.asarray(y)[:, None]).sum(axis=0)
                 seen += n
                 if transitions is None:
-                    transitions = numpy.zeros((len(net.last_spikes), size))
+                    transitions = xp.zeros((len(net.last_spikes), size))
                     neurons = numpy.zeros(len(net.last_spikes))
                 for layer, s in enumerate(net.last_spikes):  # s [T, N, P, ...]
                     other = (0, 1) + tuple(range(3, s.ndim))
                     if steps > 1:
-                        transitions[layer] += backend.to_host(xp.abs(s[1:] - s[:-1]).sum(axis=other, dtype=xp.float64))
+                        transitions[layer] += xp.abs(s[1:] - s[:-1]).sum(axis=other, dtype=xp.float64)
                     neurons[layer] += s[0].size // size
     finally:
         net.training, net.recording = True, False
+    loss_sum, correct = backend.to_host(loss_sum), backend.to_host(correct)
     if steps > 1:
+        transitions = backend.to_host(transitions)
         r_t = (transitions / ((steps - 1) * neurons[:, None])).mean(axis=0)
     else:
         r_t = numpy.zeros(size)

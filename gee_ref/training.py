@@ -132,12 +132,6 @@ def _step_summary(loss, model, logits, labels) -> tuple[float, bool, int]:
     return value, bool(all_finite), int(right)
 
 
-def _count_correct(logits, labels) -> int:
-    """How many rows of ``logits`` [N, classes] have their largest entry at the label."""
-    xp = backend.get_array_module(logits)
-    return int((xp.argmax(logits, axis=1) == xp.asarray(labels)).sum())
-
-
 # ---------------------------------------------------------------------------- spike statistics
 
 class SpikeStatistics:
@@ -176,26 +170,31 @@ class SpikeStatistics:
                 self.time_steps = int(s.shape[0])
             elif s.shape[0] != self.time_steps:
                 raise ValueError(f"layer {i} has {s.shape[0]} time steps, expected {self.time_steps}")
-            # float64 sums: a float32 sum of more than 2**24 ones is no longer exact
-            self.spikes[i] += float(s.sum(dtype=xp.float64))
+            # float64 sums (a float32 sum of more than 2**24 ones is no longer exact), kept on
+            # the spikes' device until read: no GPU wait per layer and batch
+            self.spikes[i] = self.spikes[i] + s.sum(dtype=xp.float64)
             if s.shape[0] > 1:
-                self.transitions[i] += float(xp.abs(s[1:] - s[:-1]).sum(dtype=xp.float64))
+                self.transitions[i] = self.transitions[i] + xp.abs(s[1:] - s[:-1]).sum(dtype=xp.float64)
             self.neurons[i] += int(s[0].size)
         self.samples += int(spike_trains[0].shape[1]) if spike_trains else 0
 
+    @staticmethod
+    def _floats(sums) -> list:
+        return [float(backend.to_host(v)) for v in sums]
+
     def firing_rates(self) -> list:
-        return [s / (self.time_steps * n) for s, n in zip(self.spikes, self.neurons)]
+        return [s / (self.time_steps * n) for s, n in zip(self._floats(self.spikes), self.neurons)]
 
     def spikes_per_sample(self) -> float:
-        return sum(self.spikes) / self.samples
+        return sum(self._floats(self.spikes)) / self.samples
 
     def spikes_per_sample_by_layer(self) -> list:
-        return [s / self.samples for s in self.spikes]
+        return [s / self.samples for s in self._floats(self.spikes)]
 
     def temporal_difference_by_layer(self) -> list:
         if self.time_steps is None or self.time_steps < 2:
             return [0.0] * len(self.spikes)
-        return [d / ((self.time_steps - 1) * n) for d, n in zip(self.transitions, self.neurons)]
+        return [d / ((self.time_steps - 1) * n) for d, n in zip(self._floats(self.transitions), self.neurons)]
 
     def temporal_difference(self) -> float:
         """R_T of DESIGN.md eq. 13: the mean over layers of each layer's mean temporal difference."""
@@ -245,18 +244,20 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
                     x = add_relative_gaussian_noise(x, ratio=noise_ratio, rng=rng)
                 logits = model(x)
                 n = int(y.shape[0])
-                loss_sum += F.cross_entropy(logits, y).item() * n
-                correct += _count_correct(logits.data, y)
+                xp = backend.get_array_module(logits.data)  # sums stay on the device until the end
+                loss_sum = loss_sum + F.cross_entropy(logits, y).data.astype(xp.float64) * n
+                correct = correct + (xp.argmax(logits.data, axis=1) == xp.asarray(y)).sum()
                 seen += n
                 if record:
                     trains = [m.last_spikes for m in lif_layers]
                     trains = [t.data if isinstance(t, autograd.Tensor) else t for t in trains]
                     statistics.add(trains, names)
                     for i, layer in enumerate(layers):
-                        rate_sums[i] += float(backend.to_host(layer.last_input_rate)) * n
+                        rate_sums[i] = rate_sums[i] + layer.last_input_mean * n  # stays on the device
                     if keep_spikes:
                         for pieces, train in zip(kept, trains):
                             pieces.append(backend.to_host(train))
+        loss_sum, correct = float(backend.to_host(loss_sum)), int(backend.to_host(correct))  # waits for the GPU
         seconds = time.perf_counter() - started
     finally:
         if record:
@@ -273,7 +274,7 @@ def evaluate(model, loader, record=False, noise_ratio=None, rng=None, keep_spike
             "firing_rates": statistics.firing_rates(),
             "temporal_difference": statistics.temporal_difference(),
             "temporal_difference_by_layer": statistics.temporal_difference_by_layer(),
-            "input_rates": [r / seen for r in rate_sums],
+            "input_rates": [float(backend.to_host(r)) / seen for r in rate_sums],
             "macs": [float(layer.last_macs_per_sample) for layer in layers],
         })
         if keep_spikes:

@@ -43,12 +43,9 @@ def _time_major(array):
 
 def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None, detach_reset=False):
     """Spikes [T, N, ...] and the cache of ``ops.lif.forward`` (hard reset), by ``lif_forward``."""
-    sg = surrogates.get(surrogate)
-    alpha = sg.default_alpha if alpha is None else float(alpha)
-    if x_seq.ndim < 2:
-        raise ValueError(f"lif expects x_seq of shape [T, N, ...], got shape {tuple(x_seq.shape)}")
-    if not tau > 0 or not alpha > 0:
-        raise ValueError(f"lif needs tau > 0 and alpha > 0, got tau={tau}, alpha={alpha}")
+    from gee_ref.ops.lif import checked_arguments
+
+    sg, alpha = checked_arguments(x_seq, tau, surrogate, alpha)
     xp = backend.get_array_module(x_seq)
     x = xp.ascontiguousarray(x_seq)
     spikes, h_seq = xp.empty_like(x), xp.empty_like(x)

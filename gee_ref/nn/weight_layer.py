@@ -8,7 +8,8 @@ a layer reports FLOPs_l, the multiply-accumulates (MACs) of its dense-equivalent
 one sample and one time step (``dense_macs``), and, while its network is recording
 (``Module.record(True)``), fr_l: ``last_input_rate``, the mean of its input over all
 elements of the last forward. For a layer fed by LIF neurons this is the firing rate; for
-the first layer it is the mean of the analog image.
+the first layer it is the mean of the analog image. The mean stays on the input's device
+(``last_input_mean``, a 0-d array) until it is read, so recording costs no GPU wait per layer.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class WeightLayer(Module):
     def __init__(self, role: str | None = None):
         super().__init__()
         self.role = role
-        self.last_input_rate = None
+        self.last_input_mean = None  # 0-d array on the input's device, while recording
         self.last_input_hw = None
 
     # subclasses set fan_in and out_features (convolutions through _set_conv_geometry)
@@ -54,12 +55,17 @@ class WeightLayer(Module):
         self.out_features = self.out_channels
 
     def _observe(self, x) -> None:
-        """Keep the input's mean and spatial size when recording (a host sync: only then)."""
+        """Keep the input's mean (on its device) and spatial size when recording."""
         if not self.recording:
             return
         data = x.data if hasattr(x, "data") else x
-        self.last_input_rate = float(backend.to_host(data.mean()))
+        self.last_input_mean = data.mean()
         self.last_input_hw = tuple(data.shape[2:]) if data.ndim == 4 else None
+
+    @property
+    def last_input_rate(self) -> float | None:
+        """fr_l of the last recorded forward as a float (None before one; a GPU waits here)."""
+        return None if self.last_input_mean is None else float(backend.to_host(self.last_input_mean))
 
     def output_positions(self, input_hw) -> int:
         """Output positions per sample: Ho*Wo for a convolution, 1 for a Linear layer."""
@@ -73,6 +79,6 @@ class WeightLayer(Module):
     @property
     def last_macs_per_sample(self) -> int | None:
         """``dense_macs`` at the input size of the last recorded forward (None before one)."""
-        if self.last_input_rate is None:
+        if self.last_input_mean is None:
             return None
         return self.dense_macs(self.last_input_hw)

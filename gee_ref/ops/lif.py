@@ -50,6 +50,18 @@ def firing_function(surrogate, alpha, soft):
     return surrogates.heaviside
 
 
+def checked_arguments(x_seq, tau, surrogate, alpha):
+    """(surrogate registry entry, alpha), ``alpha=None`` being the surrogate's default; a
+    ValueError for a shape that is not [T, N, ...] or a tau or alpha that is not positive."""
+    sg = surrogates.get(surrogate)
+    alpha = sg.default_alpha if alpha is None else float(alpha)
+    if x_seq.ndim < 2:
+        raise ValueError(f"lif expects x_seq of shape [T, N, ...], got shape {tuple(x_seq.shape)}")
+    if not tau > 0 or not alpha > 0:
+        raise ValueError(f"lif needs tau > 0 and alpha > 0, got tau={tau}, alpha={alpha}")
+    return sg, alpha
+
+
 def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None,
             detach_reset=False, soft=False):
     """Spikes [T, N, ...] of a LIF layer driven by x_seq [T, N, ...].
@@ -60,12 +72,7 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     if not soft and kernels.applies(x_seq):
         from gee_ref.kernels import lif_fused
         return lif_fused.forward(x_seq, tau, v_th, v_reset, surrogate, alpha, detach_reset)
-    sg = surrogates.get(surrogate)
-    alpha = sg.default_alpha if alpha is None else float(alpha)
-    if x_seq.ndim < 2:
-        raise ValueError(f"lif expects x_seq of shape [T, N, ...], got shape {tuple(x_seq.shape)}")
-    if not tau > 0 or not alpha > 0:
-        raise ValueError(f"lif needs tau > 0 and alpha > 0, got tau={tau}, alpha={alpha}")
+    sg, alpha = checked_arguments(x_seq, tau, surrogate, alpha)
     xp = backend.get_array_module(x_seq)
     spike_function = firing_function(sg, alpha, soft)
     h_seq = xp.empty_like(x_seq)
