@@ -7,6 +7,7 @@ from gee_ref import autograd, backend, functional as F, gradcheck
 from gee_ref.gradcheck import relative_difference
 from gee_ref.ops import (conv2d as conv2d_op, genetic_conv2d as genetic_conv2d_op,
                          genetic_linear as genetic_linear_op, genetic_path)
+from op_devices import GPU_TOLERANCES, assert_gpu_matches_cpu, forward_backward
 
 PATHS = ["materialised", "factored"]
 TOLERANCE_FD = 1e-6
@@ -61,14 +62,6 @@ def genetic_linear_arrays(case, dtype=np.float64):
     if with_bias:
         arrays.append(rng.standard_normal(fan_out))
     return [a.astype(dtype) for a in arrays]
-
-
-def forward_backward(op, arrays, params, upstream=None, seed=7):
-    """[y, then every input's gradient (None skipped)] for an upstream gradient (random by default)."""
-    out, cache = op.forward(*arrays, **params)
-    if upstream is None:
-        upstream = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
-    return [out] + [g for g in op.backward(upstream, cache) if g is not None]
 
 
 # ---------------------------------------------------------------- finite differences
@@ -281,21 +274,6 @@ def test_genetic_linear_rejects_bad_input():
 
 
 # ---------------------------------------------------------------- CuPy equals NumPy
-
-GPU_TOLERANCES = [(np.float64, 1e-10), (np.float32, 1e-5)]
-
-
-def assert_gpu_matches_cpu(op, arrays, params, tolerance):
-    out, _ = op.forward(*arrays, **params)
-    upstream = np.random.default_rng(7).standard_normal(out.shape).astype(out.dtype)
-    on_cpu = forward_backward(op, arrays, params, upstream)
-    on_gpu = forward_backward(op, [backend.to_device(a, "gpu") for a in arrays], params,
-                              backend.to_device(upstream, "gpu"))
-    assert len(on_cpu) == len(on_gpu)
-    for cpu, gpu in zip(on_cpu, on_gpu):
-        assert backend.device_of(gpu) == "gpu" and gpu.dtype == cpu.dtype
-        assert relative_difference(gpu, cpu) <= tolerance
-
 
 @pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 @pytest.mark.parametrize("dtype, tolerance", GPU_TOLERANCES)

@@ -7,6 +7,7 @@ from gee_ref import autograd, backend, functional as F, gradcheck
 from gee_ref.gradcheck import relative_difference
 from gee_ref.ops import conv2d as conv2d_op, linear as linear_op
 from gee_ref.ops.im2col import as_pair, channel_major_im2col, col2im, im2col
+from op_devices import GPU_TOLERANCES, assert_gpu_matches_cpu
 
 TOLERANCE_FD = 1e-6
 
@@ -242,26 +243,6 @@ def test_linear_rejects_bad_input(x_shape, w_shape, b_shape, message):
 
 
 # ---------------------------------------------------------------- CuPy equals NumPy
-
-def forward_backward(op, arrays, params, upstream):
-    out, cache = op.forward(*arrays, **params)
-    return [out] + [g for g in op.backward(upstream, cache) if g is not None]
-
-
-def assert_gpu_matches_cpu(op, arrays, params, tolerance):
-    out, _ = op.forward(*arrays, **params)
-    upstream = np.random.default_rng(7).standard_normal(out.shape).astype(out.dtype)
-    on_cpu = forward_backward(op, arrays, params, upstream)
-    on_gpu = forward_backward(op, [backend.to_device(a, "gpu") for a in arrays], params,
-                              backend.to_device(upstream, "gpu"))
-    assert len(on_cpu) == len(on_gpu)
-    for cpu, gpu in zip(on_cpu, on_gpu):
-        assert backend.device_of(gpu) == "gpu" and gpu.dtype == cpu.dtype
-        assert relative_difference(gpu, cpu) <= tolerance
-
-
-GPU_TOLERANCES = [(np.float64, 1e-10), (np.float32, 1e-5)]
-
 
 @pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 @pytest.mark.parametrize("dtype, tolerance", GPU_TOLERANCES)
