@@ -89,7 +89,7 @@ def build_parser() -> ArgumentParser:
     add("--genes", type=int, default=None,
         help=f"number of genes g (default {DIGITS_NET_GENES} for the digits net, else the architecture's)")
     add("--generations", type=int, default=None,
-        help=f"default {kinds['digits']['generations']} on digits, {kinds['cifar']['generations']} else")
+        help=f"default {kinds['cifar']['generations']}, as the paper's section 4.4 (digits too)")
     add("--popsize", type=int, default=None,
         help=f"lambda (default {kinds['digits']['popsize']} on digits, {kinds['cifar']['popsize']} else; "
              f"0: the CMA-ES default 4 + 3 ln n)")
