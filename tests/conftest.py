@@ -1,4 +1,5 @@
-"""Shared pytest setup: hypothesis profiles and the GPU skip marker."""
+"""Shared pytest setup: hypothesis profiles, the GPU skip condition and its `gpu` marker, and the
+optional CuPy stand-in (GEE_REF_CUPY_STANDIN=1)."""
 import os
 
 import pytest
@@ -14,4 +15,24 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
+if os.environ.get("GEE_REF_CUPY_STANDIN") == "1":
+    # The GPU tests on the strict CuPy stand-in (tests/cupy_standin), installed as `cupy` for the
+    # whole session before any test module asks backend.gpu_available().
+    import cupy_standin
+
+    cupy_standin.install()
+
+GPU_SKIP_REASON = "needs CuPy and a CUDA GPU"
+requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason=GPU_SKIP_REASON)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: a test of the CuPy path (it skips without CuPy and a GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that carries the GPU skip condition `gpu`, so that `-m gpu` selects them
+    (``GEE_REF_CUPY_STANDIN=1 python -m pytest -m gpu tests`` runs them all on the stand-in)."""
+    for item in items:
+        if any(mark.kwargs.get("reason") == GPU_SKIP_REASON for mark in item.iter_markers("skipif")):
+            item.add_marker(pytest.mark.gpu)

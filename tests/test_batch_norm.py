@@ -109,7 +109,7 @@ def test_batch_norm_gpu_matches_cpu(dtype, tol, training, shape):
     upstream = np.random.default_rng(2).standard_normal(shape).astype(dtype)
     results = []
     for xp in (np, cupy):
-        x, gamma, beta, rm, rv = (xp.asarray(a) for a in arrays)
+        x, gamma, beta, rm, rv = (xp.array(a) for a in arrays)  # copies: training updates rm, rv in place
         tensors = [Tensor(a, requires_grad=True) for a in (x, gamma, beta)]
         y = bn(training, rm, rv)(*tensors)
         y.backward(xp.asarray(upstream))
