@@ -232,15 +232,25 @@ def _trained(device, steps):
     return model, result, training.evaluate(model, test, record=True)
 
 
-def test_training_and_evaluation_on_gpu_match_cpu(cupy):
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused-kernels"])
+def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
+    """On "gpu", with the plain xp ops or with gee_ref's fused CUDA kernels (LIF, im2col, col2im,
+    batch norm: here compiled by g++ behind the stand-in's RawModule), the same numbers as on "cpu"."""
+    from gee_ref import kernels
     from gee_ref.gradcheck import relative_difference
 
+    if fused:
+        pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     cpu_model, cpu_result, cpu_eval = _trained("cpu", 3)
-    gpu_model, gpu_result, gpu_eval = _trained("gpu", 3)
+    with kernels.using(fused):
+        gpu_model, gpu_result, gpu_eval = _trained("gpu", 3)
     assert gpu_result["loss"] == pytest.approx(cpu_result["loss"], rel=1e-5)
     for (name, p_cpu), (_, p_gpu) in zip(cpu_model.named_parameters(), gpu_model.named_parameters()):
         assert backend.device_of(p_gpu.data) == "gpu"
-        assert relative_difference(p_gpu.data, p_cpu.data) <= 1e-5, name
+        # a bias just before batch norm has a zero gradient in exact arithmetic: its values are
+        # rounding noise (~1e-9), which only an absolute floor can compare
+        difference = np.abs(backend.to_host(p_gpu.data) - p_cpu.data).max()
+        assert difference <= 1e-5 * np.abs(p_cpu.data).max() + 1e-7, (name, relative_difference(p_gpu.data, p_cpu.data))
     for key in ("loss", "accuracy", "spikes_per_sample", "temporal_difference"):
         assert gpu_eval[key] == pytest.approx(cpu_eval[key], rel=1e-5, abs=1e-7), key
 
