@@ -71,7 +71,7 @@ def test_dense_counts_of_the_paper_architectures():
     net_convs = [(128, 3), (256, 128), (512, 256), (1024, 512), (512, 1024)]
     cifarnet = sum(9 * o * i + 2 * o for o, i in net_convs) + 512 * 4 * 4 * 1024 + 1024 + 512 * 1025 + 5130
     assert build_model("cifarnet", genetic=False, image_size=16).parameter_count() == cifarnet
-    digits = 9 * 32 + 64 + 288 * 64 + 128 + 128 * 1025 + 256 + 1290
+    digits = 9 * 32 + 64 + 288 * 64 + 128 + 128 * 1024 + 256 + 1290  # the FC before BN has no bias
     assert build_model("digits", genetic=False).parameter_count() == digits
 
 
