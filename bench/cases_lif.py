@@ -59,7 +59,7 @@ def run_lif(ctx) -> list:
     rows = [make_row(ctx.device, "lif", "lif/forward+backward", config, gee_runs=runs["gee_ref"],
                      reference_name="torch loop" if reference else None, reference=reference,
                      target=ratio_target("<= 0.5 x the PyTorch loop", 0.5, ("gpu",)),
-                     note="" if reference else "torch not installed", extra=extra)]
+                     note="" if reference else "torch unavailable", extra=extra)]
     if ctx.device == "gpu":
         rows.append(_fused_row(ctx, fns, x_tensor, grad, torch_inputs, config, plain=median(runs["gee_ref"])))
     return rows
@@ -79,7 +79,7 @@ def _fused_row(ctx, fns, x_tensor, grad, torch_inputs, config, plain) -> dict:
     return make_row(ctx.device, "lif", "lif/forward+backward fused", {**config, "kernels": "fused"},
                     gee_runs=runs["gee_ref"], reference_name="torch loop" if reference else None,
                     reference=reference, target=ratio_target("<= 0.5 x the PyTorch loop", 0.5, ("gpu",)),
-                    note="gee_ref.kernels on (lif.cu)" + ("" if reference else "; torch not installed"),
+                    note="gee_ref.kernels on (lif.cu)" + ("" if reference else "; torch unavailable"),
                     extra=extra)
 
 

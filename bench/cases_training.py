@@ -180,7 +180,7 @@ def run_training_step(ctx) -> list:
     runs = ctx.time_ms(fns)
     reference = median(runs["torch"]) if "torch" in runs else None
     ref_name = f"torch eager {'CUDA' if ctx.device == 'gpu' else 'CPU'}" if reference else None
-    note = "" if reference else "torch not installed"
+    note = "" if reference else "torch unavailable"
     rows = []
     if ctx.device == "gpu":
         target = ratio_target("<= 0.7 x PyTorch (strict float32, H100)", 0.7, ("gpu",))
@@ -213,7 +213,7 @@ def _tf32_row(ctx, pair, config):
     torch = ctx.torch
     if torch is None:
         return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
-                        status="not measured", note="torch not installed")
+                        status="not measured", note="torch unavailable")
     set_torch_tf32(torch, True)
     backend.set_tf32(True)
     try:

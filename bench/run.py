@@ -348,8 +348,8 @@ def missing_figures(ctx: Context, rows) -> list:
     if ctx.device == "cpu":
         notes.append("every GPU figure (CuPy beside PyTorch CUDA at batch 64, TF32, GPU peak memory, "
                      "CMA-ES on CuPy, the H100 targets): run `python -m bench --device gpu` on a GPU")
-    if any(r["reference_name"] is None and "torch not installed" in r["note"] for r in rows):
-        notes.append("PyTorch columns: torch is not installed (pip install torch)")
+    if any(r["reference_name"] is None and "torch unavailable" in r["note"] for r in rows):
+        notes.append("PyTorch columns: torch is not installed (pip install torch), or with --device gpu it sees no CUDA device")
     for r in rows:
         if r["status"] in ("not measured", "error") or r["status"].startswith("skipped"):
             notes.append(f"{r['name']}: {r['note'] or r['status']}")
