@@ -61,6 +61,19 @@ __device__ void channel_and_lane(long long k, long long channels, long long spat
     }
 }
 
+// Lane l's walk from value j = n S + s of a channel to value j + L: L / S images on and L % S
+// positions on, with a carry, instead of dividing j by S at every step.
+__device__ void next_value_of_lane(long long* n, long long* s, long long step_n, long long step_s,
+                                   long long spatial)
+{
+    *n += step_n;
+    *s += step_s;
+    if (*s >= spatial) {
+        *s -= spatial;
+        *n += 1;
+    }
+}
+
 // Number of values lane l of a channel of n values visits: those j = l + iL with j < n.
 __device__ long long lane_count(long long values, long long lane, long long lanes)
 {
@@ -68,8 +81,8 @@ __device__ long long lane_count(long long values, long long lane, long long lane
 }
 
 // Stage 1 of the forward statistics: each lane's Welford mean and M2 of v = x - K (in double),
-// stored at index c L + l of lane_mean and lane_m2. The lane steps from value j to j + L by
-// adding L / S images and L % S positions (with a carry), instead of dividing j by S each time.
+// stored at index c L + l of lane_mean and lane_m2; the lane steps from value j to j + L by
+// next_value_of_lane.
 extern "C" __global__ void bn_lane_moments(const real* x, double* lane_mean, double* lane_m2,
                                            long long batch, long long channels, long long spatial,
                                            long long lanes)
@@ -88,12 +101,7 @@ extern "C" __global__ void bn_lane_moments(const real* x, double* lane_mean, dou
             double d = v - mean;
             mean += d / seen;
             m2 += d * (v - mean);
-            n += step_n;
-            s += step_s;
-            if (s >= spatial) {
-                s -= spatial;
-                n += 1;
-            }
+            next_value_of_lane(&n, &s, step_n, step_s, spatial);
         }
         lane_mean[c * lanes + l] = mean;
         lane_m2[c * lanes + l] = m2;
@@ -178,12 +186,7 @@ extern "C" __global__ void bn_lane_gradient_sums(const real* dy, const real* x_h
             double g = (double)dy[at];
             sum_dy += g;
             sum_dy_x_hat += g * (double)x_hat[at];
-            n += step_n;
-            s += step_s;
-            if (s >= spatial) {
-                s -= spatial;
-                n += 1;
-            }
+            next_value_of_lane(&n, &s, step_n, step_s, spatial);
         }
         lane_sum_dy[c * lanes + l] = sum_dy;
         lane_sum_dy_x_hat[c * lanes + l] = sum_dy_x_hat;

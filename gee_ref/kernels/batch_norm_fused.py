@@ -104,15 +104,23 @@ def _check_forward_arguments(x, gamma, beta, running_mean, running_var, training
     return batch, channels, spatial, axes
 
 
+def _lane_partials(kernel_name, inputs, batch, channels, spatial):
+    """Stage 1 of a per-channel reduction: ``kernel_name`` run over channels x lanes, giving
+    (lanes, first, second), the two float64 partial results per lane at index c L + l."""
+    xp = backend.get_array_module(inputs[0])
+    lanes = lanes_for(batch * spatial, channels)
+    first = xp.empty(channels * lanes, dtype=numpy.float64)
+    second = xp.empty(channels * lanes, dtype=numpy.float64)
+    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
+    run = compiler.kernel("batch_norm.cu", kernel_name, inputs[0].dtype)
+    compiler.launch(run, channels * lanes, tuple(inputs) + (first, second) + sizes)
+    return lanes, first, second
+
+
 def _training_statistics(x, batch, channels, spatial, running_mean, running_var, momentum, eps):
     """(mean, inv_std) per channel of a contiguous x, the running statistics updated in place."""
     xp = backend.get_array_module(x)
-    lanes = lanes_for(batch * spatial, channels)
-    lane_mean = xp.empty(channels * lanes, dtype=numpy.float64)
-    lane_m2 = xp.empty(channels * lanes, dtype=numpy.float64)
-    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
-    run = compiler.kernel("batch_norm.cu", "bn_lane_moments", x.dtype)
-    compiler.launch(run, channels * lanes, (x, lane_mean, lane_m2) + sizes)
+    lanes, lane_mean, lane_m2 = _lane_partials("bn_lane_moments", (x,), batch, channels, spatial)
 
     mean, inv_std = xp.empty(channels, dtype=x.dtype), xp.empty(channels, dtype=x.dtype)
     # the kernel writes the running statistics through a pointer: a strided one goes via a copy
@@ -161,12 +169,8 @@ def _gradient_totals(dy, x_hat, inv_std, gamma, batch, channels, spatial):
     """(dgamma, dbeta, a, b) per channel, [C] arrays of x_hat's dtype, with a = scale dgamma / n and
     b = scale dbeta / n (scale = gamma inv_std) the coefficients of dx in training mode."""
     xp = backend.get_array_module(x_hat)
-    lanes = lanes_for(batch * spatial, channels)
-    lane_sum_dy = xp.empty(channels * lanes, dtype=numpy.float64)
-    lane_sum_dy_x_hat = xp.empty(channels * lanes, dtype=numpy.float64)
-    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
-    run = compiler.kernel("batch_norm.cu", "bn_lane_gradient_sums", x_hat.dtype)
-    compiler.launch(run, channels * lanes, (dy, x_hat, lane_sum_dy, lane_sum_dy_x_hat) + sizes)
+    lanes, lane_sum_dy, lane_sum_dy_x_hat = _lane_partials("bn_lane_gradient_sums", (dy, x_hat), batch,
+                                                           channels, spatial)
     totals = tuple(xp.empty(channels, dtype=x_hat.dtype) for _ in range(4))
     run = compiler.kernel("batch_norm.cu", "bn_backward_totals", x_hat.dtype)
     compiler.launch(run, channels, (lane_sum_dy, lane_sum_dy_x_hat, inv_std if gamma is None else gamma, inv_std)
