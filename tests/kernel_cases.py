@@ -4,10 +4,14 @@ Arrays are drawn on the host (NumPy); the GPU tests move them to CuPy.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy
+import pytest
 from hypothesis import strategies as st
 
 from gee_ref import backend, gradcheck
+from gee_ref.kernels import batch_norm_fused
 
 #: fused against plain: the largest difference relative to the largest reference value
 TOLERANCE = {numpy.dtype(numpy.float64): 1e-10, numpy.dtype(numpy.float32): 1e-5}
@@ -110,3 +114,12 @@ def batch_norm_cases(draw):
     grad = rng.standard_normal(shape).astype(dtype)
     lanes = draw(st.sampled_from([(32, 2**16), (1, 2**16), (3, 2**16), (1, 4), (5, 7)]))
     return arguments, grad, lanes
+
+
+@contextlib.contextmanager
+def lane_rule(lanes):
+    """batch_norm_fused with (VALUES_PER_LANE, STAGE_ONE_THREADS) = lanes inside the block."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batch_norm_fused, "VALUES_PER_LANE", lanes[0])
+        patch.setattr(batch_norm_fused, "STAGE_ONE_THREADS", lanes[1])
+        yield

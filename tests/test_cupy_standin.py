@@ -218,14 +218,19 @@ def _digits(n_train=64, n_test=64):
     return x[:n_train], y[:n_train], xt[:n_test], yt[:n_test]
 
 
+def _digits_model(device):
+    from gee_ref.models import build_model
+
+    return build_model("digits", genetic=True, genes=16, num_classes=10, in_channels=1, image_size=8,
+                       time_steps=2, seed=1, device=device)
+
+
 def _trained(device, steps):
     from gee_ref import training
     from gee_ref.loader import Loader
-    from gee_ref.models import build_model
 
     x, y, xt, yt = _digits()
-    model = build_model("digits", genetic=True, genes=16, num_classes=10, in_channels=1, image_size=8,
-                        time_steps=2, seed=1, device=device)
+    model = _digits_model(device)
     loader = Loader(x, y, 16, seed=0, device=device)
     result = training.train_steps(model, loader, training.make_optimizer(model, "sgd", lr=0.1), steps=steps)
     test = Loader(xt, yt, 16, shuffle=False, mean=loader.mean, std=loader.std, device=device)
@@ -302,11 +307,9 @@ def test_one_host_sync_per_training_step(cupy):
     """training._step_summary reads loss, finiteness and accuracy back in one copy per step."""
     from gee_ref import training
     from gee_ref.loader import Loader
-    from gee_ref.models import build_model
 
     x, y, _, _ = _digits()
-    model = build_model("digits", genetic=True, genes=16, num_classes=10, in_channels=1, image_size=8,
-                        time_steps=2, seed=1, device="gpu")
+    model = _digits_model("gpu")
     loader = Loader(x, y, 16, seed=0, device="gpu")
     optimizer = training.make_optimizer(model, "sgd", lr=0.1)
     for steps in (1, 3):
@@ -323,11 +326,9 @@ def test_evaluation_syncs_once_per_pass_not_per_batch(cupy, record, syncs_per_pa
     3 weight layers.)"""
     from gee_ref import training
     from gee_ref.loader import Loader
-    from gee_ref.models import build_model
 
     _, _, xt, yt = _digits(n_test=64)
-    model = build_model("digits", genetic=True, genes=16, num_classes=10, in_channels=1, image_size=8,
-                        time_steps=2, seed=1, device="gpu")
+    model = _digits_model("gpu")
     for batch_size in (32, 8):  # 2 batches, then 8
         loader = Loader(xt, yt, batch_size, shuffle=False, device="gpu")
         with transfers.counting() as seen:

@@ -10,7 +10,6 @@ double) within 1e-10 (float64) and 1e-5 (float32), relative to the largest refer
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 import subprocess
@@ -29,8 +28,8 @@ from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
 import kernel_emulation
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lif_cases,
-                          relative_difference)
+from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+                          lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(kernel_emulation.gxx() is None, reason="needs g++ to emulate the kernels")
 
@@ -190,15 +189,6 @@ def test_empty_batches_launch_nothing(emulation):
 
 
 # ------------------------------------------------------------------------- BatchNorm
-
-@contextlib.contextmanager
-def lane_rule(lanes):
-    """batch_norm_fused with (VALUES_PER_LANE, STAGE_ONE_THREADS) = lanes inside the block."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(batch_norm_fused, "VALUES_PER_LANE", lanes[0])
-        patch.setattr(batch_norm_fused, "STAGE_ONE_THREADS", lanes[1])
-        yield
-
 
 def own_statistics(arguments):
     """The forward arguments with copies of the running statistics (a forward changes them)."""

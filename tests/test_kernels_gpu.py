@@ -9,7 +9,6 @@ equal; H, dL/dx, col2im and batch norm in training mode within 1e-10 (float64) a
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 import numpy
@@ -23,8 +22,8 @@ from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lif_cases,
-                          relative_difference)
+from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+                          lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 
@@ -154,15 +153,6 @@ def test_one_module_per_file_and_dtype(cupy):
 
 
 # ------------------------------------------------------------------------- BatchNorm
-
-@contextlib.contextmanager
-def lane_rule(lanes):
-    """batch_norm_fused with (VALUES_PER_LANE, STAGE_ONE_THREADS) = lanes inside the block."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(batch_norm_fused, "VALUES_PER_LANE", lanes[0])
-        patch.setattr(batch_norm_fused, "STAGE_ONE_THREADS", lanes[1])
-        yield
-
 
 def _bn_on_gpu(cupy, arguments):
     """The forward arguments as CuPy arrays (x keeps its strided layout), statistics copied."""
