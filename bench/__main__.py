@@ -1,5 +1,5 @@
 """``python -m bench`` (see ``bench.run``)."""
 from bench.run import main
-from gee_ref.cli_errors import run_main
+from gee_ref.cli.errors import run_main
 
 run_main(main)

@@ -22,7 +22,7 @@ import numpy
 
 from bench.run import make_row, median, ratio_target
 from gee_ref.cmaes import CMAES
-from gee_ref.cmaes_parameters import cma_parameters
+from gee_ref.cmaes.parameters import cma_parameters
 
 SIGMA0 = 0.3
 MIN_GENERATIONS = 20

@@ -13,7 +13,8 @@ measures plain and fused; its ``extra`` also gives the speed-up over the plain r
 from __future__ import annotations
 
 from bench.run import make_row, median, ratio_target
-from gee_ref import autograd, backend, functional, kernels
+from gee_ref import autograd, backend, kernels
+from gee_ref.autograd import functional
 
 
 def lif_shape(ctx):

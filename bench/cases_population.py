@@ -1,13 +1,13 @@
 """Benchmark (d): evaluating a population of digits-net genotypes, individuals per second.
 
-One evaluation is gee_ref's real fitness evaluation (``gee_ref.individual.evaluate_individual``,
+One evaluation is gee_ref's real fitness evaluation (``gee_ref.evolution.individual.evaluate_individual``,
 DESIGN.md section 5, paper eq. 16): build the phenotype of the genotype (eq. 9), train it for
 ``eval_steps`` SGD updates on the embedded digits minus a validation split, then measure the
 validation loss, R_T (eq. 13) and R_S (eq. 14-15). The genotypes are one CMA-ES generation
 (``gee_ref.cmaes``) around the starting genome, evaluated one after another as
 ``python -m gee_ref.evolve`` does with its serial executor.
 
-Beside it, the same generation evaluated as one batch (``gee_ref.population.evaluate_population``:
+Beside it, the same generation evaluated as one batch (``gee_ref.evolution.population.evaluate_population``:
 the lambda networks stacked along a leading axis, batched matmul, one training loop for all),
 which gives the same records; the row reports both rates, their ratio and the largest relative
 difference of the fitness values between the two paths.
@@ -23,9 +23,9 @@ GENES, POPSIZE, BATCH_SIZE, LR, VAL_FRACTION, SIGMA0 = 16, 8, 32, 0.1, 0.2, 0.1
 def population_settings(ctx):
     """(EvaluationSettings, genotypes [lambda, n]) of the benchmark's population."""
     from gee_ref.cmaes import CMAES
-    from gee_ref.datasets import default_digits_path, load_dataset
-    from gee_ref.genome import starting_genome
-    from gee_ref.individual import EvaluationSettings
+    from gee_ref.data.datasets import default_digits_path, load_dataset
+    from gee_ref.evolution.genome import starting_genome
+    from gee_ref.evolution.individual import EvaluationSettings
     from gee_ref.train import build
 
     path = default_digits_path()
@@ -41,9 +41,9 @@ def population_settings(ctx):
 
 
 def run_population(ctx) -> list:
-    from gee_ref.executors import SerialExecutor
-    from gee_ref.individual import IndividualTask, evaluate_individual
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.executors import SerialExecutor
+    from gee_ref.evolution.individual import IndividualTask, evaluate_individual
+    from gee_ref.evolution.population import evaluate_population
 
     settings, genotypes = population_settings(ctx)
     tasks = [IndividualTask(settings, genotypes[i].copy(), 0, i) for i in range(len(genotypes))]

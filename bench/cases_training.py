@@ -32,7 +32,7 @@ import numpy
 
 from bench.run import make_row, median, ratio_target
 from gee_ref import autograd, backend
-from gee_ref import functional as F
+from gee_ref.autograd import functional as F
 from gee_ref.ops import genetic_path
 from gee_ref.optim import SGD
 

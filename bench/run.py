@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy
 
 from gee_ref import backend
-from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref.cli.errors import ArgumentParser, run_main
 
 SCHEMA = "gee_ref-bench/1"
 SIZES = ("smoke", "quick", "full")

@@ -7,8 +7,8 @@ Each converter is a module with a command line (see data_tools/README.md)::
     python -m data_tools.digits       OUT.h5                 # the embedded scikit-learn digits
 
 None of them downloads anything. Bad input ends a command with one line on stderr and exit
-status 2 (``gee_ref.cli_errors.run_main``). The layout written is the one of
-``gee_ref.datasets`` (DESIGN.md section 7).
+status 2 (``gee_ref.cli.errors.run_main``). The layout written is the one of
+``gee_ref.data.datasets`` (DESIGN.md section 7).
 """
 from __future__ import annotations
 

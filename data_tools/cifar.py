@@ -24,8 +24,8 @@ import tarfile
 import numpy
 
 from data_tools import ConversionError, one_line, summary
-from gee_ref.cli_errors import ArgumentParser, run_main
-from gee_ref.datasets import write_dataset
+from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.data.datasets import write_dataset
 
 CIFAR10_MEMBERS = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 CIFAR100_MEMBERS = ("train", "test", "meta")

@@ -3,15 +3,15 @@
     python -m data_tools.digits OUT.h5
 
 Writes the UCI hand-written digits that scikit-learn ships, exactly as
-``gee_ref.datasets.default_digits_path()`` caches them: 8x8x1 uint8, fixed stratified split
+``gee_ref.data.datasets.default_digits_path()`` caches them: 8x8x1 uint8, fixed stratified split
 (seed 0, test fraction 0.2: 1438 train, 359 test images). No download.
 """
 from __future__ import annotations
 
 
 from data_tools import ConversionError, summary
-from gee_ref.cli_errors import ArgumentParser, run_main
-from gee_ref.datasets import DIGITS_SOURCE, digits_splits, write_dataset
+from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.data.datasets import DIGITS_SOURCE, digits_splits, write_dataset
 
 
 def main(argv=None):

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy
 
 from data_tools import ConversionError, one_line, summary
-from gee_ref.cli_errors import ArgumentParser, run_main
-from gee_ref.datasets import write_dataset
+from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.data.datasets import write_dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GRAY_MODES = ("1", "L", "LA", "La")

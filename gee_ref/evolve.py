@@ -5,28 +5,28 @@
     python -m gee_ref.evolve --arch cifarnet --data cifar10.h5 --genes 100 --device gpu
     python -m gee_ref.evolve --executor dask --workers 4          # a LocalCluster
     python -m gee_ref.evolve --executor dask --dask-scheduler tcp://host:8786
-    python -m gee_ref.evolve --executor batched       # a generation trained at once (gee_ref.population)
+    python -m gee_ref.evolve --executor batched       # a generation trained at once (gee_ref.evolution.population)
     python -m gee_ref.evolve --out runs/x --resume    # continue a stopped run (same options)
     python -m gee_ref.evolve --ablation --seeds 3     # paper Table 4: five variants x seeds
 
-1. The genotype x = [log sigma_1..L, vec(G)] (eq. 9, ``gee_ref.genome``) starts at G = I and
+1. The genotype x = [log sigma_1..L, vec(G)] (eq. 9, ``gee_ref.evolution.genome``) starts at G = I and
    Kaiming-matching sigmas; a CMA-ES (eq. 10-12, ``gee_ref.cmaes``) searches it for
    ``--generations`` generations of ``--popsize`` individuals.
 2. Each individual is built, trained briefly and scored by the dynamic fitness (eq. 16) on
-   a validation split held out from the training split (``gee_ref.individual``). The
-   population goes through an executor (``gee_ref.executors``): in this process, or on Dask,
+   a validation split held out from the training split (``gee_ref.evolution.individual``). The
+   population goes through an executor (``gee_ref.evolution.executors``): in this process, or on Dask,
    or stacked and trained all at once (``--executor batched``).
 3. The best genotype is trained fully by ``gee_ref.train`` (the same code and report as
    ``python -m gee_ref.train --genome``) and tested.
 
 Files in ``--out`` (default ``runs/evolve-<arch>-g<genes>-<variant>-seed<seed>``): config.json
 (the settings), the evolution's log.jsonl, checkpoint.h5, cmaes-<k>.h5 and best_genome.h5
-(``gee_ref.evolution``), final/ (``train``'s folder for the best genotype, with report.json)
+(``gee_ref.evolution.search``), final/ (``train``'s folder for the best genotype, with report.json)
 and summary.json (best genotype, final test accuracy, times). ``--resume`` continues a run
 stopped at any point (even by SIGKILL) into the same log and the same best genotype.
 
 Choices of gee_ref (reconstruction, the paper does not say them): the selection of the best
-and the CMA-ES variant are described in ``gee_ref.evolution``; eq. 16's alpha = beta = 1
+and the CMA-ES variant are described in ``gee_ref.evolution.search``; eq. 16's alpha = beta = 1
 (R_T and R_S lie in [0, 1]); the CMA-ES starts with sigma_0 = ``--sigma0`` = 0.1 on every
 coordinate (10% on every sigma_l, +-0.1 on every entry of G = I); the defaults of the budget
 depend on the dataset (``EVOLVE_DEFAULTS``).
@@ -42,8 +42,8 @@ import time
 from pathlib import Path
 
 from gee_ref import backend
-from gee_ref.cli_errors import ArgumentParser, run_main
-from gee_ref.evolution import (AUTO_DIAGONAL_ABOVE, BEST_GENOME_NAME, LOG_NAME, Evolution, data_path,
+from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.evolution.search import (AUTO_DIAGONAL_ABOVE, BEST_GENOME_NAME, LOG_NAME, Evolution, data_path,
                                read_log, write_json_atomic)
 
 RUN_FORMAT = "gee_ref-evolve-v1"
@@ -77,7 +77,7 @@ COMMON_DEFAULTS = {"arch": "digits", "eval_lr": 0.1, "val_fraction": 0.2, "sigma
 # ---------------------------------------------------------------------------- command line
 
 def build_parser() -> ArgumentParser:
-    from gee_ref.fitness import VARIANTS
+    from gee_ref.evolution.fitness import VARIANTS
 
     parser = ArgumentParser(prog="python -m gee_ref.evolve",
                             description="Evolve the genetic encoding of a spiking network (GEE), "
@@ -117,7 +117,7 @@ def build_parser() -> ArgumentParser:
     add("--out", default=None, help="output folder")
     add("--resume", action="store_true", help="continue the run in --out")
     add("--executor", default="serial", choices=("serial", "dask", "batched"),
-        help="batched: the whole generation trained at once (gee_ref.population)")
+        help="batched: the whole generation trained at once (gee_ref.evolution.population)")
     add("--dask-scheduler", dest="dask_scheduler", default=None, metavar="ADDR",
         help="Dask scheduler address (with --executor dask); default: a LocalCluster")
     add("--workers", type=int, default=None, help="LocalCluster worker processes (default 2)")
@@ -180,7 +180,7 @@ def resolve_config(args, image_shape, classes) -> dict:
 
 def check_config(c: dict) -> None:
     """ValueError, one line, for a setting that cannot run."""
-    from gee_ref import fitness
+    from gee_ref.evolution import fitness
 
     if c["genes"] is None or c["genes"] <= 0:
         raise ValueError(f"--genes must be a positive integer, got {c['genes']}")
@@ -257,7 +257,7 @@ def run_evolution(config: dict, out, executor, resume: bool = False, progress: b
     evolve_seconds = sum(r["wall_seconds"] for r in read_log(out / LOG_NAME))
 
     genome, facts = evolution.best_genome()
-    from gee_ref.genome import save_genome
+    from gee_ref.evolution.genome import save_genome
     save_genome(out / BEST_GENOME_NAME, genome, extra={**facts, "seed": config["seed"], "variant": config["variant"]})
     started = time.perf_counter()
     report = train_final(config, out, progress)
@@ -315,7 +315,7 @@ def train_final(config: dict, out: Path, progress: bool) -> dict:
 # ---------------------------------------------------------------------------- main
 
 def make_run_executor(config: dict):
-    from gee_ref.executors import make_executor
+    from gee_ref.evolution.executors import make_executor
 
     workers = config["workers"] if config["workers"] is not None or config["dask_scheduler"] else 2
     if config["executor"] != "dask":
@@ -325,7 +325,7 @@ def make_run_executor(config: dict):
 
 
 def main(argv=None):
-    from gee_ref.datasets import dataset_info
+    from gee_ref.data.datasets import dataset_info
 
     args = build_parser().parse_args(argv)
     backend.xp_for(args.device)  # a GPU asked for but missing: one line, before any work
@@ -340,7 +340,7 @@ def main(argv=None):
     executor = make_run_executor({**config, "dask_timeout": args.dask_timeout})
     try:
         if args.ablation:
-            from gee_ref.ablation import run_ablation
+            from gee_ref.runs.ablation import run_ablation
             out = Path(args.out) if args.out else Path("runs") / f"ablation-{config['arch']}-g{config['genes']}"
             run_ablation(config, out, executor, seeds=[args.seed + k for k in range(args.seeds)],
                          resume=args.resume, progress=progress)

@@ -10,7 +10,7 @@ are listed too. Buffers (BN running statistics) are state, not parameters, and a
 """
 from __future__ import annotations
 
-from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.models import ARCHITECTURES, build_model
 from gee_ref.nn import (BatchNorm, Conv2d, GeneBank, GeneticConv2d, GeneticLinear, Linear,
                         WeightLayer)

@@ -2,7 +2,7 @@
 
     python -m gee_ref.report runs/evolve-digits-g16-ste-seed0 [--out PLOTS_DIR]
 
-Reads the run's ``log.jsonl`` and ``best_genome.h5`` (``gee_ref.evolution``) and writes PNGs
+Reads the run's ``log.jsonl`` and ``best_genome.h5`` (``gee_ref.evolution.search``) and writes PNGs
 (default folder ``RUN_DIR/plots``):
 
     fitness.png    fitness (eq. 16) min / median / max per generation, the validation loss of
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref.cli.errors import ArgumentParser, run_main
 
 
 class ReportError(ValueError):
@@ -39,9 +39,9 @@ def _pyplot():
 
 def load_run(run_dir):
     """``(log records, best Genome or None, summary dict or None)`` of an evolve run folder."""
-    from gee_ref.evolution import BEST_GENOME_NAME, LOG_NAME, read_log
+    from gee_ref.evolution.search import BEST_GENOME_NAME, LOG_NAME, read_log
     from gee_ref.evolve import CONFIG_NAME, SUMMARY_NAME
-    from gee_ref.genome import load_genome
+    from gee_ref.evolution.genome import load_genome
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -161,7 +161,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="folder for the PNGs (default RUN_DIR/plots)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    from gee_ref.ablation import TABLE_JSON, markdown_table
+    from gee_ref.runs.ablation import TABLE_JSON, markdown_table
     if (run_dir / TABLE_JSON).exists():
         print(markdown_table(json.loads((run_dir / TABLE_JSON).read_text())), end="")
         return 0

@@ -9,15 +9,15 @@
 
 Every epoch appends a line to ``OUT/log.jsonl`` (epoch, train loss and accuracy, validation
 or test loss and accuracy, learning rate, seconds) and rewrites ``OUT/checkpoint.h5``
-atomically (``gee_ref.checkpoint``): a run stopped at any moment keeps its last complete
+atomically (``gee_ref.storage.checkpoint``): a run stopped at any moment keeps its last complete
 checkpoint. ``--resume`` continues from it exactly: epoch e's shuffle and augmentation depend
 only on (seed, e), and the weights, BN statistics, optimiser state and epoch count are in
 the checkpoint, so the resumed run ends with the same weights as an uninterrupted one (same
-device). At the end the report (``gee_ref.measure``) is printed and saved as ``OUT/report.json``.
+device). At the end the report (``gee_ref.measure.summary``) is printed and saved as ``OUT/report.json``.
 
 ``--from-dense CKPT`` starts from a trained dense twin's checkpoint: every dense weight
 layer becomes its best rank-g genetic layer for the network's G (paper eq. 6-8,
-``gee_ref.lowrank.from_dense``) and every other parameter and buffer is copied; the test
+``gee_ref.init.lowrank.from_dense``) and every other parameter and buffer is copied; the test
 accuracy before fine-tuning is reported, then the network is fine-tuned for ``--epochs``.
 
 Defaults by dataset, chosen by the image side (each one is an option):
@@ -47,8 +47,9 @@ import threading
 import time
 from pathlib import Path
 
-from gee_ref import atomic, backend
-from gee_ref.cli_errors import ArgumentParser, run_main
+from gee_ref import backend
+from gee_ref.storage import atomic
+from gee_ref.cli.errors import ArgumentParser, run_main
 
 CHECKPOINT_NAME = "checkpoint.h5"
 LOG_NAME = "log.jsonl"
@@ -195,8 +196,8 @@ def _check_config(c) -> None:
 
 def read_splits(data_path):
     """``(train_images, train_labels, test_images, test_labels, classes)``, every array checked
-    (``gee_ref.datasets``: shapes, dtypes, label range, NaN pixels)."""
-    from gee_ref.datasets import load_dataset
+    (``gee_ref.data.datasets``: shapes, dtypes, label range, NaN pixels)."""
+    from gee_ref.data.datasets import load_dataset
 
     train_images, train_labels, classes = load_dataset(data_path, "train")
     test_images, test_labels, _ = load_dataset(data_path, "test")
@@ -208,8 +209,8 @@ def read_splits(data_path):
 def make_loaders(splits, config):
     """``(train_loader, eval_loader, eval_split, test_loader)``: the per-epoch log evaluates
     ``eval_loader``, a held-out part of train ("val") or, without one, the test split."""
-    from gee_ref.datasets import split_validation
-    from gee_ref.loader import Loader
+    from gee_ref.data.datasets import split_validation
+    from gee_ref.data.loader import Loader
 
     train_images, train_labels, test_images, test_labels, _ = splits
     eval_split, eval_data = "test", (test_images, test_labels)
@@ -258,14 +259,14 @@ def make_schedule(config, steps_per_epoch):
 
 def save_run(out: Path, model, optimizer, meta) -> None:
     """OUT/checkpoint.h5, atomically: model and optimiser arrays, the run's meta data."""
-    from gee_ref.checkpoint import save_checkpoint
+    from gee_ref.storage.checkpoint import save_checkpoint
 
     save_checkpoint(out / CHECKPOINT_NAME, {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)
 
 
 def load_run(path: Path):
     """``(tensors, meta)`` of a checkpoint written by this command (else a CheckpointError)."""
-    from gee_ref.checkpoint import CheckpointError, load_checkpoint
+    from gee_ref.storage.checkpoint import CheckpointError, load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     config = meta.get("config")
@@ -304,7 +305,7 @@ def compress_dense(config, genetic_model) -> None:
     """Fill ``genetic_model`` from the dense run checkpointed at ``config['from_dense']``:
     each genetic layer gets ``from_dense(W, g, G)`` of its dense twin's W (computed in
     float64); every other parameter and buffer (BN, biases, layers that stay dense) is copied."""
-    from gee_ref.lowrank import from_dense
+    from gee_ref.init.lowrank import from_dense
 
     tensors, meta = load_run(Path(config["from_dense"]))
     dense_config = meta["config"]
@@ -341,7 +342,7 @@ def start(config, out: Path, model, genome, resume: bool, test_loader):
     report (the accuracy before fine-tuning of ``--from-dense``), and the checkpoint's
     arrays when resuming (else None).
     """
-    from gee_ref import training
+    from gee_ref.training import loop as training
 
     path = out / CHECKPOINT_NAME
     if resume:
@@ -355,7 +356,7 @@ def start(config, out: Path, model, genome, resume: bool, test_loader):
         raise ValueError(f"{out} already holds a run: continue it with --resume, or choose another --out")
     extra = {}
     if genome is not None:
-        from gee_ref.genome import apply_genome
+        from gee_ref.evolution.genome import apply_genome
         # encodings drawn on the host (then moved), so a genome gives the same network on any device
         apply_genome(model, genome, backend.rng(backend.derive_seed(config["seed"], "genome")))
     if config["from_dense"]:
@@ -370,7 +371,7 @@ def start(config, out: Path, model, genome, resume: bool, test_loader):
 
 def train_epochs(config, out, model, optimizer, loaders, history, extra, memory, progress) -> None:
     """Run the epochs from ``len(history)`` to ``config['epochs']``: train, evaluate, checkpoint, log."""
-    from gee_ref import training
+    from gee_ref.training import loop as training
 
     train_loader, eval_loader, eval_split = loaders
     steps_per_epoch = min(config["steps_per_epoch"] or len(train_loader), len(train_loader))
@@ -405,8 +406,8 @@ def train_epochs(config, out, model, optimizer, loaders, history, extra, memory,
 
 
 def final_report(config, model, test_loader, history, extra, memory) -> dict:
-    """Everything ``gee_ref.measure`` measures on the test split, with the run's settings."""
-    from gee_ref import measure
+    """Everything ``gee_ref.measure.summary`` measures on the test split, with the run's settings."""
+    from gee_ref.measure import summary as measure
 
     measured = measure.measure_model(model, test_loader, config["time_steps"], noise_ratio=config["noise_ratio"],
                                      noise_seed=backend.derive_seed(config["seed"], "noise"))
@@ -443,15 +444,16 @@ def print_report(report, path) -> None:
 
 
 def main(argv=None):
-    from gee_ref import measure, training
-    from gee_ref.datasets import default_digits_path
+    from gee_ref.measure import summary as measure
+    from gee_ref.training import loop as training
+    from gee_ref.data.datasets import default_digits_path
 
     args = build_parser().parse_args(argv)
     backend.xp_for(args.device)  # a GPU asked for but missing: one line, before any work
     splits = read_splits(Path(args.data) if args.data else default_digits_path())
     genome = None
     if args.genome:
-        from gee_ref.genome import load_genome
+        from gee_ref.evolution.genome import load_genome
         genome = load_genome(args.genome)
     config = resolve_config(args, splits[0].shape[1:], splits[4], genome)
     if config["tf32"]:

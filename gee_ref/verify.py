@@ -161,7 +161,7 @@ def verify(golden_path, candidate_path, rtol_float64=RTOL_FLOAT64, rtol_float32=
     """Compare every checked tensor of the golden file (matching ``only``) with the candidate's."""
     import h5py
 
-    from gee_ref.golden.fileformat import FORMAT, checked_datasets, open_checked
+    from gee_ref.verification.fileformat import FORMAT, checked_datasets, open_checked
 
     for name, value in (("rtol_float64", rtol_float64), ("rtol_float32", rtol_float32)):
         if not (isinstance(value, (int, float)) and value >= 0):
@@ -187,7 +187,7 @@ def verify(golden_path, candidate_path, rtol_float64=RTOL_FLOAT64, rtol_float32=
 
 
 def parse(argv):
-    from gee_ref.cli_errors import ArgumentParser
+    from gee_ref.cli.errors import ArgumentParser
 
     parser = ArgumentParser(prog="python -m gee_ref.verify",
                             description="Compare a candidate HDF5 file with gee_ref's golden file, tensor by tensor.")
@@ -211,5 +211,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from gee_ref.cli_errors import run_main
+    from gee_ref.cli.errors import run_main
     run_main(main)

@@ -3,7 +3,7 @@ within 1e-10 relative, float32 within 1e-5)."""
 import numpy as np
 
 from gee_ref import backend
-from gee_ref.gradcheck import relative_difference
+from gee_ref.autograd.gradcheck import relative_difference
 
 GPU_TOLERANCES = [(np.float64, 1e-10), (np.float32, 1e-5)]
 

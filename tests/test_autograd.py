@@ -4,7 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from gee_ref import autograd, functional as F
+from gee_ref import autograd
+from gee_ref.autograd import functional as F
 from gee_ref.autograd import Tensor
 
 

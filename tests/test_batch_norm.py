@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from gee_ref import backend, gradcheck
+from gee_ref import backend
+from gee_ref.autograd import gradcheck
 from gee_ref.autograd import Tensor, apply
 from gee_ref.ops import batch_norm
 

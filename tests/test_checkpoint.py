@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import gee_ref
-from gee_ref import atomic, backend, checkpoint
+from gee_ref import backend
+from gee_ref.storage import atomic
+from gee_ref.storage import checkpoint
 from gee_ref.autograd import Tensor
-from gee_ref.checkpoint import CheckpointError, load_checkpoint, restore_rng, rng_state, save_checkpoint
+from gee_ref.storage.checkpoint import CheckpointError, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from gee_ref.optim import AdamW
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
@@ -177,7 +179,7 @@ def test_missing_corrupt_and_foreign_files_give_one_line_errors(tmp_path):
 WRITER = """
 import sys
 import numpy as np
-from gee_ref.checkpoint import save_checkpoint
+from gee_ref.storage.checkpoint import save_checkpoint
 path, step = sys.argv[1], int(sys.argv[2])
 while True:
     big = np.full((128, 1024), step, dtype=np.float64)  # 1 MiB, so a kill often lands mid-write

@@ -13,7 +13,7 @@ import pytest
 
 from gee_ref import backend
 from gee_ref.cmaes import CMAES
-from gee_ref.cmaes_parameters import cma_parameters, default_popsize
+from gee_ref.cmaes.parameters import cma_parameters, default_popsize
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 

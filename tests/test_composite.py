@@ -7,8 +7,8 @@ the test also covers gradient accumulation on the tape.
 import numpy as np
 from hypothesis import assume, given, strategies as st
 
-from gee_ref import functional as F
-from gee_ref.gradcheck import check_gradients
+from gee_ref.autograd import functional as F
+from gee_ref.autograd.gradcheck import check_gradients
 
 
 @st.composite

@@ -211,7 +211,7 @@ def test_gee_ref_kernels_compile_on_the_standin_and_leave_no_cached_module():
 # ---------------------------------------------------------------- gee_ref's GPU path against its CPU path
 
 def _digits(n_train=64, n_test=64):
-    from gee_ref import datasets
+    from gee_ref.data import datasets
 
     splits, _ = datasets.digits_splits()
     (x, y), (xt, yt) = splits["train"], splits["test"]
@@ -226,8 +226,8 @@ def _digits_model(device):
 
 
 def _trained(device, steps):
-    from gee_ref import training
-    from gee_ref.loader import Loader
+    from gee_ref.training import loop as training
+    from gee_ref.data.loader import Loader
 
     x, y, xt, yt = _digits()
     model = _digits_model(device)
@@ -242,7 +242,7 @@ def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
     """On "gpu", with the plain xp ops or with gee_ref's fused CUDA kernels (LIF, im2col, col2im,
     batch norm: here compiled by g++ behind the stand-in's RawModule), the same numbers as on "cpu"."""
     from gee_ref import kernels
-    from gee_ref.gradcheck import relative_difference
+    from gee_ref.autograd.gradcheck import relative_difference
 
     if fused:
         pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
@@ -263,9 +263,9 @@ def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
 @pytest.mark.parametrize("executor", ["serial", "batched"])
 def test_an_evolution_generation_on_gpu_matches_cpu(cupy, tmp_path, executor):
     from gee_ref import evolve
-    from gee_ref.datasets import dataset_info, default_digits_path
-    from gee_ref.evolution import Evolution, read_log
-    from gee_ref.executors import make_executor
+    from gee_ref.data.datasets import dataset_info, default_digits_path
+    from gee_ref.evolution.search import Evolution, read_log
+    from gee_ref.evolution.executors import make_executor
 
     info = dataset_info(default_digits_path())
     records = {}
@@ -305,8 +305,8 @@ def test_cmaes_on_gpu_matches_cpu(cupy):
 
 def test_one_host_sync_per_training_step(cupy):
     """training._step_summary reads loss, finiteness and accuracy back in one copy per step."""
-    from gee_ref import training
-    from gee_ref.loader import Loader
+    from gee_ref.training import loop as training
+    from gee_ref.data.loader import Loader
 
     x, y, _, _ = _digits()
     model = _digits_model("gpu")
@@ -324,8 +324,8 @@ def test_evaluation_syncs_once_per_pass_not_per_batch(cupy, record, syncs_per_pa
     """Sums stay on the device until the pass ends: the count does not grow with the batches.
     (record=True reads 21 statistics at the end of the pass for the digits net's 3 LIF and
     3 weight layers.)"""
-    from gee_ref import training
-    from gee_ref.loader import Loader
+    from gee_ref.training import loop as training
+    from gee_ref.data.loader import Loader
 
     _, _, xt, yt = _digits(n_test=64)
     model = _digits_model("gpu")

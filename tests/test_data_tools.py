@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from data_tools import cifar, digits, folder_tree
-from gee_ref import datasets
-from gee_ref.cli_errors import run_main
-from gee_ref.datasets import load_dataset
+from gee_ref.data import datasets
+from gee_ref.cli.errors import run_main
+from gee_ref.data.datasets import load_dataset
 
 try:
     from PIL import Image

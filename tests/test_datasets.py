@@ -1,4 +1,4 @@
-"""gee_ref.datasets: the HDF5 layout, its one-line errors, the digits default, the splits."""
+"""gee_ref.data.datasets: the HDF5 layout, its one-line errors, the digits default, the splits."""
 import json
 import os
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from gee_ref import datasets
-from gee_ref.datasets import DatasetError, load_dataset, split_validation, write_dataset
+from gee_ref.data import datasets
+from gee_ref.data.datasets import DatasetError, load_dataset, split_validation, write_dataset
 
 CLASSES = ("cat", "dog", "emu")
 

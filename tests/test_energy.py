@@ -6,8 +6,8 @@ from hypothesis import given, strategies as st
 
 from gee_ref import backend
 from gee_ref.autograd import Tensor
-from gee_ref.energy import E_AC, E_MAC, energy_joules, firing_rates, spikes_per_sample
-from gee_ref.noise import add_relative_gaussian_noise, relative_gaussian_noise
+from gee_ref.measure.energy import E_AC, E_MAC, energy_joules, firing_rates, spikes_per_sample
+from gee_ref.data.noise import add_relative_gaussian_noise, relative_gaussian_noise
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy
 import pytest
 
-from gee_ref import evolve, training
-from gee_ref.checkpoint import load_checkpoint
-from gee_ref.cli_errors import run_main
-from gee_ref.evolution import AUTO_DIAGONAL_ABOVE, Evolution, read_log, without_wall_times
-from gee_ref.executors import SerialExecutor
-from gee_ref.genome import load_genome
+from gee_ref import evolve
+from gee_ref.training import loop as training
+from gee_ref.storage.checkpoint import load_checkpoint
+from gee_ref.cli.errors import run_main
+from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, Evolution, read_log, without_wall_times
+from gee_ref.evolution.executors import SerialExecutor
+from gee_ref.evolution.genome import load_genome
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny run: 4 genes, 2 updates per individual scored on 5% of the training split, one
@@ -41,7 +42,7 @@ def tiny_run(tmp_path_factory):
 
 def evolution_only(argv, out):
     """Run the generations of a configured evolution, without the final training."""
-    from gee_ref.datasets import dataset_info, default_digits_path
+    from gee_ref.data.datasets import dataset_info, default_digits_path
 
     info = dataset_info(default_digits_path())
     config = evolve.resolve_config(evolve.build_parser().parse_args(argv), info.shapes["train"][1:], info.classes)
@@ -235,7 +236,7 @@ def test_unreachable_dask_scheduler(tmp_path, capsys):
 
 
 def test_cmaes_auto_switches_to_diagonal_above_the_threshold():
-    from gee_ref.datasets import dataset_info, default_digits_path
+    from gee_ref.data.datasets import dataset_info, default_digits_path
 
     info = dataset_info(default_digits_path())
     for genes, expected in ((4, False), (45, True)):

@@ -1,11 +1,11 @@
-"""gee_ref.executors: serial and Dask give the same results, in argument order."""
+"""gee_ref.evolution.executors: serial and Dask give the same results, in argument order."""
 import os
 from pathlib import Path
 
 import numpy
 import pytest
 
-from gee_ref.executors import ExecutorUnavailableError, SerialExecutor, make_executor
+from gee_ref.evolution.executors import ExecutorUnavailableError, SerialExecutor, make_executor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_make_executor_refuses_unknown_kinds():
 
 def test_unreachable_scheduler_is_one_clear_error():
     pytest.importorskip("distributed")
-    from gee_ref.executors import DaskExecutor
+    from gee_ref.evolution.executors import DaskExecutor
 
     with pytest.raises(ExecutorUnavailableError, match="cannot reach the Dask scheduler"):
         DaskExecutor(address="tcp://127.0.0.1:9", timeout=1)
@@ -40,10 +40,10 @@ def test_dask_evolution_equals_serial(tmp_path, monkeypatch):
     """The same tiny evolution on a LocalCluster of two worker processes and in this process:
     identical logs (but for the wall times) and the same best genotype, bit for bit."""
     pytest.importorskip("distributed")
-    from gee_ref.datasets import dataset_info, default_digits_path
-    from gee_ref.evolution import Evolution, read_log, without_wall_times
+    from gee_ref.data.datasets import dataset_info, default_digits_path
+    from gee_ref.evolution.search import Evolution, read_log, without_wall_times
     from gee_ref.evolve import build_parser, resolve_config
-    from gee_ref.executors import DaskExecutor
+    from gee_ref.evolution.executors import DaskExecutor
 
     # worker processes must import gee_ref even when it is not installed
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

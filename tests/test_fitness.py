@@ -1,4 +1,4 @@
-"""Tests of gee_ref.fitness: R_T (eq. 13), R_S (eqs. 14-15), the dynamic fitness (eq. 16), Table 4."""
+"""Tests of gee_ref.evolution.fitness: R_T (eq. 13), R_S (eqs. 14-15), the dynamic fitness (eq. 16), Table 4."""
 import math
 
 import numpy as np
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gee_ref import backend
-from gee_ref.fitness import (VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy,
+from gee_ref.evolution.fitness import (VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy,
                              temporal_difference, variant_weights)
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from gee_ref import autograd, backend, functional as F, gradcheck
-from gee_ref.gradcheck import relative_difference
+from gee_ref import autograd, backend
+from gee_ref.autograd import functional as F
+from gee_ref.autograd import gradcheck
+from gee_ref.autograd.gradcheck import relative_difference
 from gee_ref.ops import (conv2d as conv2d_op, genetic_conv2d as genetic_conv2d_op,
                          genetic_linear as genetic_linear_op, genetic_path)
 from op_devices import GPU_TOLERANCES, assert_gpu_matches_cpu, forward_backward

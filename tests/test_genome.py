@@ -1,13 +1,13 @@
-"""gee_ref.genome: the genotype of eq. 9 and its network."""
+"""gee_ref.evolution.genome: the genotype of eq. 9 and its network."""
 import numpy
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from gee_ref import backend
-from gee_ref.genome import (Genome, GenomeError, apply_genome, genetic_layer_names, genotype_length,
+from gee_ref.evolution.genome import (Genome, GenomeError, apply_genome, genetic_layer_names, genotype_length,
                             genotype_vector, load_genome, save_genome, starting_genome)
 from gee_ref.models import build_model
-from gee_ref.nn.init import kaiming_sigma, truncation_variance_factor
+from gee_ref.init.kaiming import kaiming_sigma, truncation_variance_factor
 
 
 def small_model(genes=6, **kwargs):
@@ -112,7 +112,7 @@ def test_apply_genome_refuses_overflowing_sigmas():
 
 
 def test_load_genome_refuses_other_files(tmp_path):
-    from gee_ref.checkpoint import save_checkpoint
+    from gee_ref.storage.checkpoint import save_checkpoint
 
     other = tmp_path / "other.h5"
     save_checkpoint(other, {"model": {"w": numpy.zeros(3)}}, {"epoch": 1})
@@ -127,7 +127,7 @@ def test_load_genome_refuses_other_files(tmp_path):
 
 
 def test_describe_reads_back_an_applied_genome():
-    from gee_ref.genome import describe
+    from gee_ref.evolution.genome import describe
 
     model = small_model(genes=3)
     start = starting_genome(model)

@@ -1,10 +1,10 @@
-"""Golden vectors (gee_ref.golden) and the verify tool (gee_ref.verify).
+"""Golden vectors (gee_ref.verification) and the verify tool (gee_ref.verify).
 
 The round trip: the golden file verified against itself passes; a candidate perturbed in one
 tensor fails on exactly that tensor; float32 candidates are judged by the float32 tolerance;
 missing, mis-shaped and non-finite tensors are failing rows; missing or corrupt files are one
 line and exit status 2. Also: the file is deterministic for a seed, covers every op of
-gee_ref.functional, carries its conventions, re-running gee_ref on the stored inputs gives the
+gee_ref.autograd.functional, carries its conventions, re-running gee_ref on the stored inputs gives the
 stored outputs bit for bit, and the CMA-ES trajectories can be replayed from the file by an
 independent implementation of Hansen's tutorial.
 """
@@ -18,9 +18,11 @@ import h5py
 import numpy as np
 import pytest
 
-from gee_ref import autograd, backend, functional, golden, verify
-from gee_ref.golden.fileformat import checked_datasets, error_scales
-from gee_ref.golden.run import resolve
+from gee_ref import autograd, backend, verify
+from gee_ref.autograd import functional
+from gee_ref import verification as golden
+from gee_ref.verification.fileformat import checked_datasets, error_scales
+from gee_ref.verification.run import resolve
 
 
 @pytest.fixture(scope="module")

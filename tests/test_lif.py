@@ -7,7 +7,8 @@ import pytest
 from hypothesis import assume, given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gee_ref import backend, gradcheck
+from gee_ref import backend
+from gee_ref.autograd import gradcheck
 from gee_ref.autograd import Tensor, apply
 from gee_ref.ops import lif, surrogate
 

@@ -1,10 +1,10 @@
-"""gee_ref.loader: batches, normalisation, determinism from (seed, epoch), crop-and-flip."""
+"""gee_ref.data.loader: batches, normalisation, determinism from (seed, epoch), crop-and-flip."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from gee_ref import backend
-from gee_ref.loader import Loader, channel_stats, random_crop_flip
+from gee_ref.data.loader import Loader, channel_stats, random_crop_flip
 
 
 def _data(n=23, h=6, w=5, c=3, seed=0):

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gee_ref import backend
-from gee_ref.lowrank import from_dense
-from gee_ref.gradcheck import relative_difference
+from gee_ref.init.lowrank import from_dense
+from gee_ref.autograd.gradcheck import relative_difference
 from gee_ref.ops import conv2d as conv2d_op, genetic_conv2d as genetic_conv2d_op
 
 

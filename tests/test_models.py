@@ -2,7 +2,8 @@
 import numpy
 import pytest
 
-from gee_ref import autograd, functional
+from gee_ref import autograd
+from gee_ref.autograd import functional
 from gee_ref.autograd import Tensor
 from gee_ref.models import ARCHITECTURES, build_model
 from gee_ref.nn import (BasicBlock, Conv2d, GeneticConv2d, GeneticLinear, Linear, WeightLayer,

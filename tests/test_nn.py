@@ -2,7 +2,9 @@
 import numpy
 import pytest
 
-from gee_ref import autograd, backend, functional, gradcheck
+from gee_ref import autograd, backend
+from gee_ref.autograd import functional
+from gee_ref.autograd import gradcheck
 from gee_ref.autograd import Tensor
 from gee_ref.models import build_model
 from gee_ref.nn import (LIF, BasicBlock, Conv2d, GeneBank, GeneticConv2d, GeneticLinear,

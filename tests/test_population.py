@@ -1,4 +1,4 @@
-"""The batched population path (gee_ref.population, ops.population_*): finite differences in
+"""The batched population path (gee_ref.evolution.population, ops.population_*): finite differences in
 float64, each individual's slice equal to the single-network op, and evaluate_population equal
 to evaluate_individual one by one (float64: 1e-10 relative; float32: close)."""
 from __future__ import annotations
@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gee_ref import autograd, backend, functional, gradcheck, individual
+from gee_ref import autograd, backend
+from gee_ref.autograd import functional
+from gee_ref.autograd import gradcheck
+from gee_ref.evolution import individual
 from gee_ref.autograd import apply
 from gee_ref.ops import (batch_norm, cross_entropy, genetic_conv2d, genetic_linear, population_batch_norm,
                          population_conv2d, population_cross_entropy, population_linear)
@@ -202,8 +205,8 @@ def test_population_ops_refuse_mismatched_shapes():
 
 def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None, device="cpu"):
     from gee_ref.cmaes import CMAES
-    from gee_ref.datasets import default_digits_path, load_dataset
-    from gee_ref.genome import starting_genome
+    from gee_ref.data.datasets import default_digits_path, load_dataset
+    from gee_ref.evolution.genome import starting_genome
     from gee_ref.train import build
 
     path = default_digits_path()
@@ -220,7 +223,7 @@ def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None, device="cpu"
 
 
 def _float64_phenotypes(monkeypatch):
-    """Make gee_ref.individual build its phenotypes in float64 (the same float32 draws, cast)."""
+    """Make gee_ref.evolution.individual build its phenotypes in float64 (the same float32 draws, cast)."""
     original = individual.build_phenotype
 
     def build64(*args, **kwargs):
@@ -251,7 +254,7 @@ def _assert_records_equal(batched, one_by_one, rtol):
 
 
 def test_evaluate_population_equals_one_by_one_in_float64(monkeypatch):
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.population import evaluate_population
 
     _float64_phenotypes(monkeypatch)
     tasks = _tasks()
@@ -262,7 +265,7 @@ def test_evaluate_population_equals_one_by_one_in_float64(monkeypatch):
 
 
 def test_evaluate_population_is_close_to_one_by_one_in_float32():
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.population import evaluate_population
 
     tasks = _tasks(steps=2)
     _assert_records_equal(evaluate_population(tasks), [individual.evaluate_individual(t) for t in tasks], rtol=1e-4)
@@ -270,7 +273,7 @@ def test_evaluate_population_is_close_to_one_by_one_in_float32():
 
 def test_a_diverging_individual_stops_alone():
     """Huge sigmas (eq. 9) make one individual's loss non-finite; the others are untouched."""
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.population import evaluate_population
 
     good = _tasks(popsize=3, steps=2)
     vectors = [t.vector.copy() for t in good]
@@ -284,7 +287,7 @@ def test_a_diverging_individual_stops_alone():
 
 
 def test_evaluate_population_refuses_mixed_generations():
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.population import evaluate_population
 
     tasks = _tasks(popsize=2)
     mixed = [tasks[0], individual.IndividualTask(tasks[1].settings, tasks[1].vector, 7, 1)]
@@ -294,7 +297,7 @@ def test_evaluate_population_refuses_mixed_generations():
 
 
 def test_population_network_refuses_dense_layers():
-    from gee_ref.population import PopulationNetwork
+    from gee_ref.evolution.population import PopulationNetwork
     from gee_ref.train import build
 
     model = build({"arch": "digits", "genetic": False, "genes": 4, "num_classes": 10, "image_shape": [8, 8, 1],
@@ -320,8 +323,8 @@ def test_training_is_per_individual_under_autograd():
 # ---------------------------------------------------------------- the batched executor
 
 def test_batched_executor_hands_the_generation_to_evaluate_population():
-    from gee_ref.executors import make_executor
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.executors import make_executor
+    from gee_ref.evolution.population import evaluate_population
 
     tasks = _tasks(steps=1)
     arrived = []
@@ -334,8 +337,8 @@ def test_batched_executor_hands_the_generation_to_evaluate_population():
 
 def test_evolve_cli_runs_with_the_batched_executor(tmp_path):
     from gee_ref import evolve
-    from gee_ref.cli_errors import run_main
-    from gee_ref.evolution import read_log
+    from gee_ref.cli.errors import run_main
+    from gee_ref.evolution.search import read_log
 
     tiny = ["--genes", "4", "--popsize", "4", "--eval-steps", "2", "--batch-size", "64", "--val-fraction", "0.05",
             "--final-epochs", "1", "--final-steps-per-epoch", "1", "--no-progress", "--generations", "1"]
@@ -356,7 +359,7 @@ def test_evolve_cli_runs_with_the_batched_executor(tmp_path):
 def test_gpu_evaluations_equal_cpu_evaluations_in_float64(monkeypatch):
     """A whole evaluation on CuPy (phenotype, loader, training loop, R_T, R_S), one by one and
     batched, equals the CPU's: the encodings are drawn on the host, so the networks are the same."""
-    from gee_ref.population import evaluate_population
+    from gee_ref.evolution.population import evaluate_population
 
     _float64_phenotypes(monkeypatch)
     cpu = [individual.evaluate_individual(t) for t in _tasks()]

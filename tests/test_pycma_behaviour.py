@@ -15,7 +15,7 @@ import pytest
 cma = pytest.importorskip("cma")
 
 from gee_ref.cmaes import CMAES  # noqa: E402
-from gee_ref.golden.cmaes_cases import ellipsoid, rosenbrock  # noqa: E402
+from gee_ref.verification.cmaes_cases import ellipsoid, rosenbrock  # noqa: E402
 
 TARGET = 1e-10
 BUDGET = 20000

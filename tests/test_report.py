@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from gee_ref import evolve, report
-from gee_ref.cli_errors import run_main
+from gee_ref.cli.errors import run_main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

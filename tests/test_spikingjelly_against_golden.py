@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
 surrogate = pytest.importorskip("spikingjelly.activation_based.surrogate")
 
-from gee_ref import golden, verify  # noqa: E402
+from gee_ref import verify
+from gee_ref import verification as golden  # noqa: E402
 
 SURROGATES = {"sigmoid": lambda alpha: surrogate.Sigmoid(alpha=alpha),
               "atan": lambda alpha: surrogate.ATan(alpha=alpha)}

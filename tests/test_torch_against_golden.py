@@ -11,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch_gee  # noqa: E402  (needs torch)
 
-from gee_ref import golden, verify  # noqa: E402
+from gee_ref import verify
+from gee_ref import verification as golden  # noqa: E402
 
 CHECKED_KINDS = ("op", "network", "lowrank", "fitness")
 

@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from gee_ref import backend, datasets, train
-from gee_ref.checkpoint import load_checkpoint
+from gee_ref import backend, train
+from gee_ref.data import datasets
+from gee_ref.storage.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--batch-size", "16", "--steps-per-epoch", "3", "--genes", "8", "--time-steps", "2", "--no-progress"]
@@ -63,7 +64,7 @@ def test_resume_after_a_shorter_run_equals_the_uninterrupted_run(tiny_digits, tm
 def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, capsys):
     """Ctrl-C during epoch 2 of a cosine run: the checkpoint of epoch 1 stays intact and
     --resume ends on the same weights and optimiser state as the uninterrupted run."""
-    from gee_ref import training
+    from gee_ref.training import loop as training
 
     run(tiny_digits, tmp_path / "whole", "--epochs", "2", *FULL_EPOCHS)
     real_train_steps, calls = training.train_steps, []
@@ -228,7 +229,7 @@ def test_bad_input_gives_one_line_and_exit_2(tiny_digits, tmp_path):
 
 
 def test_a_genome_sets_g_and_the_encoding_scales(tiny_digits, tmp_path, capsys):
-    from gee_ref import genome as genomes
+    from gee_ref.evolution import genome as genomes
 
     config = {"arch": "digits", "genetic": True, "genes": 8, "num_classes": 10, "image_shape": [8, 8, 1],
               "time_steps": 2, "seed": 0, "device": "cpu"}

@@ -1,5 +1,5 @@
-"""The training loop, the evaluation pass and its spike statistics (gee_ref.training),
-the measurements (gee_ref.measure) and the CLI error helper (gee_ref.cli_errors)."""
+"""The training loop, the evaluation pass and its spike statistics (gee_ref.training.loop),
+the measurements (gee_ref.measure.summary) and the CLI error helper (gee_ref.cli.errors)."""
 import math
 
 import numpy as np
@@ -7,8 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gee_ref import autograd, backend, cli_errors, datasets, energy, fitness, measure, training
-from gee_ref.loader import Loader
+from gee_ref import autograd, backend
+from gee_ref.cli import errors as cli_errors
+from gee_ref.data import datasets
+from gee_ref.measure import energy
+from gee_ref.evolution import fitness
+from gee_ref.measure import summary as measure
+from gee_ref.training import loop as training
+from gee_ref.data.loader import Loader
 from gee_ref.models import build_model
 
 

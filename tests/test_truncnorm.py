@@ -1,4 +1,4 @@
-"""Tests of gee_ref.truncnorm (paper eq. 9): against scipy.stats.truncnorm, ranges, devices."""
+"""Tests of gee_ref.init.truncnorm (paper eq. 9): against scipy.stats.truncnorm, ranges, devices."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from gee_ref import backend
-from gee_ref.truncnorm import truncated_normal, truncated_normal_std
+from gee_ref.init.truncnorm import truncated_normal, truncated_normal_std
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 

@@ -7,7 +7,7 @@ weight flattening order), and the LIF neuron is a loop over t with an autograd.F
 backward is the surrogate gradient. Used by tests/test_torch_against_golden.py to check
 gee_ref's golden file, and as a worked example of writing a candidate file.
 
-Functions take the same argument names as ``gee_ref.functional``, so a golden case's
+Functions take the same argument names as ``gee_ref.autograd.functional``, so a golden case's
 inputs and params can be passed to them as keywords.
 """
 from __future__ import annotations

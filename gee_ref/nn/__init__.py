@@ -7,7 +7,7 @@ from gee_ref.nn.block import BasicBlock
 from gee_ref.nn.dense import Conv2d, Linear
 from gee_ref.nn.factory import ROLES, SCOPES, LayerFactory
 from gee_ref.nn.genetic import GeneBank, GeneticConv2d, GeneticLinear
-from gee_ref.nn.init import kaiming_sigma, truncation_variance_factor
+from gee_ref.init.kaiming import kaiming_sigma, truncation_variance_factor
 from gee_ref.nn.lif import LIF, lif_modules, set_soft_lif, set_time_steps
 from gee_ref.nn.module import Module, Parameter, Sequential
 from gee_ref.nn.network import SpikingNetwork

@@ -7,7 +7,7 @@ Every piece runs on the merged [T*N, C, H, W] view except the two LIF neurons.
 """
 from __future__ import annotations
 
-from gee_ref import functional
+from gee_ref.autograd import functional
 from gee_ref.nn.lif import LIF
 from gee_ref.nn.module import Module, Sequential
 from gee_ref.nn.norm import BatchNorm

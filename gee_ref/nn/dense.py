@@ -5,8 +5,9 @@ Linear biases start at zero. Convolutions carry no bias: batch norm follows each
 """
 from __future__ import annotations
 
-from gee_ref import backend, functional
-from gee_ref.nn.init import kaiming_normal
+from gee_ref import backend
+from gee_ref.autograd import functional
+from gee_ref.init.kaiming import kaiming_normal
 from gee_ref.nn.module import Parameter
 from gee_ref.nn.weight_layer import WeightLayer
 

@@ -15,14 +15,15 @@ needs out_l == in_{l+1} (X_out^l is [out_l, g], X_in^{l+1} must be [in_{l+1}, g]
 Initialisation (eq. 9): the entries of X_out and X_in are drawn from N(0, sigma_l) truncated
 to [-2 sigma_l, 2 sigma_l], one sigma_l per layer; G starts as the identity (reconstruction:
 the paper does not say). The default sigma_l gives W the Kaiming-normal variance
-(``gee_ref.nn.init.kaiming_sigma``). A layer whose X_in is chained draws only its X_out.
+(``gee_ref.init.kaiming.kaiming_sigma``). A layer whose X_in is chained draws only its X_out.
 """
 from __future__ import annotations
 
 import numbers
 
-from gee_ref import backend, functional
-from gee_ref.nn.init import kaiming_sigma
+from gee_ref import backend
+from gee_ref.autograd import functional
+from gee_ref.init.kaiming import kaiming_sigma
 from gee_ref.nn.module import Module, Parameter
 from gee_ref.nn.weight_layer import WeightLayer
 from gee_ref.ops import genetic_path
@@ -90,7 +91,7 @@ class _GeneticLayer(WeightLayer):
 
     def initialise_encodings(self, rng, sigma: float | None = None) -> float:
         """Draw X_out (and X_in unless chained) from eq. 9's truncated normal; returns sigma_l."""
-        from gee_ref.truncnorm import truncated_normal
+        from gee_ref.init.truncnorm import truncated_normal
 
         sigma = self.default_sigma() if sigma is None else float(sigma)
         if not sigma > 0:

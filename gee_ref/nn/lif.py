@@ -11,7 +11,7 @@ array of the last forward (for eq. 13's R_T, spike counts and firing rates).
 """
 from __future__ import annotations
 
-from gee_ref import functional
+from gee_ref.autograd import functional
 from gee_ref.ops import surrogate as surrogates
 from gee_ref.nn.module import Module
 from gee_ref.nn.time import merge_time, split_time

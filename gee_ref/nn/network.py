@@ -17,7 +17,8 @@ and ``initialise_encodings(rng, sigmas)`` draws every layer's encodings.
 """
 from __future__ import annotations
 
-from gee_ref import autograd, backend, functional
+from gee_ref import autograd, backend
+from gee_ref.autograd import functional
 from gee_ref.nn.genetic import GeneBank, _GeneticLayer
 from gee_ref.nn.lif import lif_modules, set_soft_lif, set_time_steps
 from gee_ref.nn.module import Module
@@ -78,7 +79,7 @@ class SpikingNetwork(Module):
         Chained layers (eq. 3) depend on their source's sigma, so the list is computed in order
         from the defaults of the layers before.
         """
-        from gee_ref.nn.init import kaiming_sigma
+        from gee_ref.init.kaiming import kaiming_sigma
         from gee_ref.nn.genetic import TRUNCATION_BOUND
 
         sigmas, by_layer = [], {}

@@ -6,7 +6,8 @@ used in eval mode. eps = 1e-5. The math is ``gee_ref.ops.batch_norm``.
 """
 from __future__ import annotations
 
-from gee_ref import backend, functional
+from gee_ref import backend
+from gee_ref.autograd import functional
 from gee_ref.nn.module import Module, Parameter
 
 

@@ -1,7 +1,7 @@
 """Pooling and flattening modules (stateless; run on the merged [T*N, ...] view)."""
 from __future__ import annotations
 
-from gee_ref import functional
+from gee_ref.autograd import functional
 from gee_ref.nn.module import Module
 
 

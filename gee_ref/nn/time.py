@@ -5,8 +5,8 @@ These helpers move between the two on the autograd tape.
 """
 from __future__ import annotations
 
-from gee_ref import functional
-from gee_ref.functional import repeat_time  # noqa: F401 - re-exported for the layers
+from gee_ref.autograd import functional
+from gee_ref.autograd.functional import repeat_time  # noqa: F401 - re-exported for the layers
 
 
 def split_time(x, time_steps: int):

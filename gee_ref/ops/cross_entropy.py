@@ -6,7 +6,7 @@
 
 The labels are a parameter, not an input: they are not differentiated. Labels given as a
 NumPy array are checked to lie in [0, K); labels already on the GPU are not (that check would
-wait for the GPU at every step; ``gee_ref.loader`` checks a dataset's labels when it loads them).
+wait for the GPU at every step; ``gee_ref.data.loader`` checks a dataset's labels when it loads them).
 """
 from __future__ import annotations
 

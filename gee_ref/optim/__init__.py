@@ -6,7 +6,7 @@
 
 Each optimiser updates ``Tensor.data`` in place and skips parameters without a gradient;
 ``state_dict()`` returns host NumPy arrays only, so it can go straight into
-``gee_ref.checkpoint.save_checkpoint`` as one group.
+``gee_ref.storage.checkpoint.save_checkpoint`` as one group.
 """
 from gee_ref.optim.adamw import AdamW
 from gee_ref.optim.schedule import CosineSchedule

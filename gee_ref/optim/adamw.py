@@ -65,7 +65,7 @@ class AdamW(Optimizer):
                 p.data -= (self.lr / bias1) * (m / denom)
 
     def state_dict(self) -> dict:
-        """Host arrays only (NumPy), ready for ``gee_ref.checkpoint``: the hyperparameters as
+        """Host arrays only (NumPy), ready for ``gee_ref.storage.checkpoint``: the hyperparameters as
         0-d arrays, ``steps`` (int64, one count per parameter), and ``exp_avg.<i>`` /
         ``exp_avg_sq.<i>`` for every parameter i that has taken a step."""
         state = {name: numpy.asarray(getattr(self, name), dtype=numpy.float64)

@@ -48,7 +48,7 @@ class SGD(Optimizer):
                 p.data -= self.lr * d
 
     def state_dict(self) -> dict:
-        """Host arrays only (NumPy), ready for ``gee_ref.checkpoint``:
+        """Host arrays only (NumPy), ready for ``gee_ref.storage.checkpoint``:
         ``lr``, ``momentum``, ``nesterov``, ``weight_decay`` as 0-d arrays and one
         ``momentum_buffer.<i>`` per parameter that has one (i = index in ``params``)."""
         state = {
