@@ -11,27 +11,11 @@ are listed too. Buffers (BN running statistics) are state, not parameters, and a
 from __future__ import annotations
 
 from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.measure.parameters import count_parameters, module_counts
 from gee_ref.models import ARCHITECTURES, build_model
 from gee_ref.nn import (BatchNorm, Conv2d, GeneBank, GeneticConv2d, GeneticLinear, Linear,
                         WeightLayer)
 from gee_ref.nn.factory import SCOPES
-
-
-def module_counts(model) -> list:
-    """[(module name, module, numbers first held there)] for every module that holds parameters.
-
-    A Parameter shared by several modules (G, a chained encoding) counts where it is first met.
-    """
-    seen, rows = set(), []
-    for name, module in model.named_modules():
-        count = 0
-        for p in module._parameters.values():
-            if p is not None and id(p) not in seen:
-                seen.add(id(p))
-                count += int(p.size)
-        if module._parameters:
-            rows.append((name, module, count))
-    return rows
 
 
 def describe(module) -> tuple[str, str]:
@@ -69,8 +53,8 @@ def parameter_table(dense_model, genetic_model) -> dict:
         if name not in genetic_names:  # never for twins built by build_model; kept for safety
             kind, shape = describe(module)
             rows.append((name, kind, shape, bias_count(module), count, 0))
-    total_dense = dense_model.parameter_count()
-    total_genetic = genetic_model.parameter_count()
+    total_dense = count_parameters(dense_model)
+    total_genetic = count_parameters(genetic_model)
     return {"rows": rows, "dense": total_dense, "genetic": total_genetic,
             "ratio": total_genetic / total_dense}
 
@@ -116,4 +100,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, memory_hint="try a smaller --image-size or --genes")

@@ -21,6 +21,10 @@ import json
 from pathlib import Path
 
 from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.evolution.genome import load_genome
+from gee_ref.evolution.search import BEST_GENOME_NAME, LOG_NAME, read_log
+from gee_ref.runs.ablation import TABLE_JSON, load_table, markdown_table
+from gee_ref.runs.evolution_run import CONFIG_NAME, SUMMARY_NAME
 
 
 class ReportError(ValueError):
@@ -39,10 +43,6 @@ def _pyplot():
 
 def load_run(run_dir):
     """``(log records, best Genome or None, summary dict or None)`` of an evolve run folder."""
-    from gee_ref.evolution.search import BEST_GENOME_NAME, LOG_NAME, read_log
-    from gee_ref.evolve import CONFIG_NAME, SUMMARY_NAME
-    from gee_ref.evolution.genome import load_genome
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"no run folder at {run_dir}")

@@ -226,13 +226,14 @@ def _digits_model(device):
 
 
 def _trained(device, steps):
-    from gee_ref.training import loop as training
     from gee_ref.data.loader import Loader
+    from gee_ref.training import loop as training
+    from gee_ref.training.optimizer import make_optimizer
 
     x, y, xt, yt = _digits()
     model = _digits_model(device)
     loader = Loader(x, y, 16, seed=0, device=device)
-    result = training.train_steps(model, loader, training.make_optimizer(model, "sgd", lr=0.1), steps=steps)
+    result = training.train_steps(model, loader, make_optimizer(model, "sgd", lr=0.1), steps=steps)
     test = Loader(xt, yt, 16, shuffle=False, mean=loader.mean, std=loader.std, device=device)
     return model, result, training.evaluate(model, test, record=True)
 
@@ -263,19 +264,21 @@ def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
 @pytest.mark.parametrize("executor", ["serial", "batched"])
 def test_an_evolution_generation_on_gpu_matches_cpu(cupy, tmp_path, executor):
     from gee_ref import evolve
-    from gee_ref.data.datasets import dataset_info, default_digits_path
-    from gee_ref.evolution.search import Evolution, read_log
+    from gee_ref.cli.options import options_of
     from gee_ref.evolution.executors import make_executor
+    from gee_ref.evolution.search import Evolution, read_log
+    from gee_ref.runs.data import read_run_data
+    from gee_ref.runs.evolution_run import OPTION_DEFAULTS, resolve_config
 
-    info = dataset_info(default_digits_path())
+    data = read_run_data(None)
     records = {}
     for device in ("cpu", "gpu"):
         argv = ["--genes", "4", "--popsize", "4", "--eval-steps", "2", "--batch-size", "64", "--val-fraction",
                 "0.05", "--generations", "1", "--device", device, "--executor", executor, "--no-progress"]
-        config = evolve.resolve_config(evolve.build_parser().parse_args(argv), info.shapes["train"][1:], info.classes)
+        config = resolve_config(options_of(evolve.build_parser().parse_args(argv), OPTION_DEFAULTS), data)
         out = tmp_path / device
         out.mkdir()
-        run = Evolution(config, out, make_executor(executor))
+        run = Evolution(config, out, make_executor(executor), data.path)
         run.begin()
         run.run()
         (records[device],) = read_log(out / "log.jsonl")
@@ -305,13 +308,14 @@ def test_cmaes_on_gpu_matches_cpu(cupy):
 
 def test_one_host_sync_per_training_step(cupy):
     """training._step_summary reads loss, finiteness and accuracy back in one copy per step."""
-    from gee_ref.training import loop as training
     from gee_ref.data.loader import Loader
+    from gee_ref.training import loop as training
+    from gee_ref.training.optimizer import make_optimizer
 
     x, y, _, _ = _digits()
     model = _digits_model("gpu")
     loader = Loader(x, y, 16, seed=0, device="gpu")
-    optimizer = training.make_optimizer(model, "sgd", lr=0.1)
+    optimizer = make_optimizer(model, "sgd", lr=0.1)
     for steps in (1, 3):
         with transfers.counting() as seen:
             training.train_steps(model, loader, optimizer, steps=steps)

@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gee_ref import backend
-from gee_ref.autograd import Tensor
-from gee_ref.measure.energy import E_AC, E_MAC, energy_joules, firing_rates, spikes_per_sample
+from gee_ref.measure.energy import E_AC, E_MAC, energy_joules
 from gee_ref.data.noise import add_relative_gaussian_noise, relative_gaussian_noise
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
@@ -59,33 +58,6 @@ def test_energy_bad_arguments():
         energy_joules([(100, None)], 4, e_ac=-1e-12)
 
 
-def spike_example():
-    # layer A: [T=2, N=2, 3]; layer B: [T=2, N=2, 2, 2]
-    a = np.array([[[1, 0, 1], [0, 0, 0]], [[1, 1, 1], [0, 1, 0]]], np.float32)   # 6 spikes of 12
-    b = np.zeros((2, 2, 2, 2), np.float32)
-    b[0, 0, 0, 0] = b[1, 1, 1, 1] = 1.0                                           # 2 spikes of 16
-    return a, b
-
-
-def test_spikes_per_sample_and_firing_rates_by_hand():
-    a, b = spike_example()
-    assert spikes_per_sample([a, b], batch_size=2) == 4.0   # (6 + 2) spikes / 2 samples
-    assert firing_rates([a, b]) == [0.5, 0.125]
-    assert firing_rates([Tensor(a)]) == [0.5]                 # Tensors are accepted too
-    assert spikes_per_sample([Tensor(b)], batch_size=1) == 2.0
-
-
-def test_spike_statistics_bad_arguments():
-    a, _ = spike_example()
-    for bad in (0, -2, 1.5, True):
-        with pytest.raises(ValueError):
-            spikes_per_sample([a], batch_size=bad)
-    with pytest.raises(ValueError):
-        firing_rates([])
-    with pytest.raises(ValueError):
-        firing_rates([np.zeros((2, 0))])
-
-
 @given(shape=st.sampled_from([(1, 5), (4, 3, 8, 8), (7, 10), (2, 1)]), ratio=st.one_of(st.just(0.0), st.floats(1e-3, 3.0)),
        seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float64, np.float32]))
 def test_noise_norm_is_ratio_times_each_samples_norm(shape, ratio, seed, dtype):
@@ -125,7 +97,7 @@ def test_noise_bad_arguments():
 
 
 @requires_gpu
-def test_noise_and_spike_counts_on_the_gpu():
+def test_noise_on_the_gpu():
     xp = backend.xp_for("gpu")
     x = xp.asarray(np.random.default_rng(0).normal(size=(3, 4, 5)), dtype=xp.float32)
     noise = relative_gaussian_noise(x, 0.5, rng=backend.rng(1))
@@ -136,6 +108,3 @@ def test_noise_and_spike_counts_on_the_gpu():
     np.testing.assert_allclose(backend.to_host(noise), host_noise, rtol=1e-6)  # the same seed, the same noise
     with pytest.raises(ValueError):
         relative_gaussian_noise(x, 0.5, rng=backend.rng(1, "gpu"))
-    a, b = spike_example()
-    assert spikes_per_sample([xp.asarray(a), xp.asarray(b)], 2) == 4.0
-    assert firing_rates([xp.asarray(a)]) == [0.5]

@@ -11,7 +11,11 @@ import numpy
 import pytest
 
 from gee_ref import evolve
-from gee_ref.training import loop as training
+from gee_ref.cli.options import options_of
+from gee_ref.evolution import evaluation
+from gee_ref.runs.data import read_run_data
+from gee_ref.runs.evolution_run import LATER_SETTINGS, OPTION_DEFAULTS, RESUMABLE_CHANGES, resolve_config
+from gee_ref.runs.folder import check_same_settings
 from gee_ref.storage.checkpoint import load_checkpoint
 from gee_ref.cli.errors import run_main
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, Evolution, read_log, without_wall_times
@@ -40,14 +44,17 @@ def tiny_run(tmp_path_factory):
     return out
 
 
+def configured(argv):
+    """(settings, data) of an evolve command line, as ``evolve.main`` resolves them."""
+    data = read_run_data(None)
+    return resolve_config(options_of(evolve.build_parser().parse_args(argv), OPTION_DEFAULTS), data), data
+
+
 def evolution_only(argv, out):
     """Run the generations of a configured evolution, without the final training."""
-    from gee_ref.data.datasets import dataset_info, default_digits_path
-
-    info = dataset_info(default_digits_path())
-    config = evolve.resolve_config(evolve.build_parser().parse_args(argv), info.shapes["train"][1:], info.classes)
+    config, data = configured(argv)
     out.mkdir()
-    run = Evolution(config, out, SerialExecutor())
+    run = Evolution(config, out, SerialExecutor(), data.path)
     run.begin()
     run.run()
     return run
@@ -91,14 +98,14 @@ def test_random_variant_trains_the_starting_genotype(tmp_path):
 def test_a_diverging_individual_ranks_last_and_is_counted(tmp_path, monkeypatch):
     """Individual 1 of every generation trains with an absurd learning rate: its loss turns
     NaN or inf, it gets the worst rank, the log counts it and the run goes on."""
-    real = training.make_optimizer
+    real = evaluation.make_optimizer
     calls = []
 
     def absurd_for_the_second(model, name="sgd", lr=0.1, *args, **kwargs):
         calls.append(lr)
         return real(model, name, 1e30 if len(calls) % 4 == 2 else lr, *args, **kwargs)
 
-    monkeypatch.setattr(training, "make_optimizer", absurd_for_the_second)
+    monkeypatch.setattr(evaluation, "make_optimizer", absurd_for_the_second)
     out = tmp_path / "nan"
     run = evolution_only(TINY + ["--generations", "2", "--eval-steps", "3"], out)
     assert run.generation == 2
@@ -236,19 +243,16 @@ def test_unreachable_dask_scheduler(tmp_path, capsys):
 
 
 def test_cmaes_auto_switches_to_diagonal_above_the_threshold():
-    from gee_ref.data.datasets import dataset_info, default_digits_path
-
-    info = dataset_info(default_digits_path())
     for genes, expected in ((4, False), (45, True)):
-        args = evolve.build_parser().parse_args(["--genes", str(genes)])
-        config = evolve.resolve_config(args, info.shapes["train"][1:], info.classes)
-        run = Evolution(config, "unused", executor=None)
+        config, data = configured(["--genes", str(genes)])
+        run = Evolution(config, "unused", None, data.path)
         assert run.diagonal is expected
         assert (run.n > AUTO_DIAGONAL_ABOVE) is expected
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default():
-    from gee_ref.evolve import check_resumable
+    def check_resumable(saved, config, path):
+        check_same_settings(saved, config, path, RESUMABLE_CHANGES, LATER_SETTINGS)
 
     saved = {"arch": "digits", "device": "cpu"}  # written before --tf32 existed
     check_resumable(saved, {**saved, "tf32": False}, "old-run")

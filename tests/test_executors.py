@@ -40,21 +40,23 @@ def test_dask_evolution_equals_serial(tmp_path, monkeypatch):
     """The same tiny evolution on a LocalCluster of two worker processes and in this process:
     identical logs (but for the wall times) and the same best genotype, bit for bit."""
     pytest.importorskip("distributed")
-    from gee_ref.data.datasets import dataset_info, default_digits_path
-    from gee_ref.evolution.search import Evolution, read_log, without_wall_times
-    from gee_ref.evolve import build_parser, resolve_config
+    from gee_ref.cli.options import options_of
     from gee_ref.evolution.executors import DaskExecutor
+    from gee_ref.evolution.search import Evolution, read_log, without_wall_times
+    from gee_ref.evolve import build_parser
+    from gee_ref.runs.data import read_run_data
+    from gee_ref.runs.evolution_run import OPTION_DEFAULTS, resolve_config
 
     # worker processes must import gee_ref even when it is not installed
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    info = dataset_info(default_digits_path())
+    data = read_run_data(None)
     args = build_parser().parse_args(["--genes", "3", "--popsize", "5", "--generations", "2",
                                       "--eval-steps", "1", "--batch-size", "64", "--val-fraction", "0.05"])
-    config = resolve_config(args, info.shapes["train"][1:], info.classes)
+    config = resolve_config(options_of(args, OPTION_DEFAULTS), data)
 
     def evolve_with(executor, out):
         out.mkdir()
-        run = Evolution(config, out, executor)
+        run = Evolution(config, out, executor, data.path)
         run.begin()
         run.run()
         return [without_wall_times(r) for r in read_log(out / "log.jsonl")], run.best["vector"]

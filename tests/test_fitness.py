@@ -8,54 +8,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gee_ref import backend
-from gee_ref.evolution.fitness import (VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy,
-                             temporal_difference, variant_weights)
+from gee_ref.evolution.fitness import VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy, variant_weights
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 
 
-# ---------------------------------------------------------------- R_T, eq. 13
-def test_temporal_difference_alternating_spikes_is_one():
-    spikes = np.zeros((6, 3, 4), dtype=np.float32)
-    spikes[0::2] = 1.0  # 1, 0, 1, 0, ... for every neuron
-    assert temporal_difference([spikes]) == 1.0
-
-
-def test_temporal_difference_constant_spikes_is_zero():
-    assert temporal_difference([np.ones((5, 2, 3, 4, 4)), np.zeros((5, 2, 7))]) == 0.0
-
-
-def test_temporal_difference_hand_computed():
-    # layer 1: one neuron, T=4, spikes 1,1,0,1: |diffs| = 0,1,1 -> 2/3
-    # layer 2: two neurons, T=2: (1,0)->(1,1): |diffs| = 0,1 -> mean 1/2
-    layer1 = np.array([1, 1, 0, 1], dtype=np.float32).reshape(4, 1, 1)
-    layer2 = np.array([[[1, 0]], [[1, 1]]], dtype=np.float32)  # [T=2, N=1, 2]
-    assert temporal_difference([layer1, layer2]) == pytest.approx((2 / 3 + 1 / 2) / 2, abs=1e-12)
-
-
-def test_temporal_difference_single_time_step_is_zero():
-    assert temporal_difference([np.ones((1, 4, 8))]) == 0.0
-
-
-def test_temporal_difference_accepts_boolean_spikes():
-    spikes = np.array([True, False, True]).reshape(3, 1, 1)
-    assert temporal_difference([spikes]) == 1.0
-
-
-@pytest.mark.parametrize("bad", [[], [np.ones(4)], [np.ones((3, 0))], "spikes"])
-def test_temporal_difference_rejects_bad_input(bad):
-    with pytest.raises(ValueError):
-        temporal_difference(bad)
-
-
-@given(st.lists(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=4, max_side=5),
-                           elements=st.sampled_from([0.0, 1.0])), min_size=1, max_size=3))
-def test_temporal_difference_in_unit_interval(spike_list):
-    r_t = temporal_difference(spike_list)
-    assert 0.0 <= r_t <= 1.0
-
-
-# ---------------------------------------------------------------- R_S, eqs. 14-15
+# ---------------------------------------------------------------- R_S, eq. 14-15 (R_T, eq. 13: tests/test_spikes.py)
 def test_spatial_entropy_uniform_is_one():
     g = 7
     G = np.full((g, g), 0.3)
@@ -151,10 +109,8 @@ def test_unknown_variant_lists_the_known_ones():
 
 # ---------------------------------------------------------------- GPU
 @requires_gpu
-def test_regularisers_agree_on_gpu():
+def test_spatial_entropy_agrees_on_gpu():
     cupy = backend.xp_for("gpu")
     rng = np.random.default_rng(0)
-    spikes = (rng.random((4, 3, 5, 5)) < 0.3).astype(np.float32)
     G = rng.standard_normal((9, 9))
-    assert temporal_difference([cupy.asarray(spikes)]) == pytest.approx(temporal_difference([spikes]), abs=1e-12)
     assert spatial_entropy(cupy.asarray(G)) == pytest.approx(spatial_entropy(G), abs=1e-12)

@@ -1,25 +1,22 @@
 """On a GPU: the fused CuPy kernels against the plain CuPy ops they replace (skipped without one).
 
 Both paths run on the same CuPy arrays, once with ``kernels.using(False)`` (the plain xp code,
-the reference) and once with ``kernels.using(True)`` (the dispatch in ops/lif.py and
-ops/im2col.py takes the kernels; batch norm calls kernels/batch_norm_fused.py directly until
-ops/batch_norm.py dispatches to it). Spikes, im2col columns and batch norm in eval mode must be
+the reference) and once with ``kernels.using(True)`` (gee_ref/kernels/dispatch.py then hands out
+the fused modules). Spikes, im2col columns and batch norm in eval mode must be
 equal; H, dL/dx, col2im and batch norm in training mode within 1e-10 (float64) and 1e-5
 (float32), relative to the largest reference value.
 """
 from __future__ import annotations
 
-import inspect
 
 import numpy
 import pytest
 from hypothesis import given
 
 from gee_ref import backend, kernels
-from gee_ref.kernels import batch_norm_fused, compiler, im2col_fused, lif_fused
+from gee_ref.kernels import batch_norm_fused, compiler, dispatch, im2col_fused, lif_fused
 from gee_ref.ops import batch_norm as batch_norm_op
 from gee_ref.ops import conv2d as conv2d_op
-from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
 from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
@@ -54,8 +51,9 @@ def _lif_both_ways(cupy, x, grad, params):
     results = {}
     for fused in (False, True):
         with kernels.using(fused):
-            spikes, cache = lif_op.forward(x_gpu, **params)
-            (grad_x,) = lif_op.backward(grad_gpu, cache)
+            op = dispatch.lif_op(x_gpu, params.get("surrogate", "sigmoid"), params.get("soft", False))
+            spikes, cache = op.forward(x_gpu, **params)
+            (grad_x,) = op.backward(grad_gpu, cache)
         results[fused] = (spikes, cache, grad_x)
     return results[False], results[True]
 
@@ -74,8 +72,7 @@ def test_lif_fused_matches_plain_cupy(cupy, launches, case):
     # either backward after either forward
     (cross,) = lif_fused.backward(cupy.asarray(grad), cache)
     assert relative_difference(cross, grad_x) <= tolerance
-    with kernels.using(False):
-        (cross,) = lif_op.backward(cupy.asarray(grad), cache_f)
+    (cross,) = lif_op.backward(cupy.asarray(grad), cache_f)
     assert relative_difference(cross, grad_x) <= tolerance
 
 
@@ -94,9 +91,10 @@ def test_soft_lif_stays_plain(cupy, launches):
     x = cupy.ones((2, 3, 4))
     launches.clear()
     with kernels.using(True):
-        _, cache = lif_op.forward(x, soft=True)
-        lif_op.backward(cupy.ones_like(x), cache)
-    assert launches == []
+        op = dispatch.lif_op(x, "sigmoid", soft=True)
+        _, cache = op.forward(x, soft=True)
+        op.backward(cupy.ones_like(x), cache)
+    assert op is lif_op and launches == []
 
 
 def _to_gpu(array):
@@ -107,17 +105,17 @@ def _to_gpu(array):
 def test_im2col_and_col2im_fused_match_plain_cupy(cupy, case):
     x, kernel, stride, padding, rng = case  # x: a CuPy [C, N, H, W] array or view
     with kernels.using(False):
-        cols = im2col_op.channel_major_im2col(x, kernel, stride, padding)
+        cols = dispatch.gather(x).channel_major_im2col(x, kernel, stride, padding)
     with kernels.using(True):
-        cols_f = im2col_op.channel_major_im2col(x, kernel, stride, padding)
+        cols_f = dispatch.gather(x).channel_major_im2col(x, kernel, stride, padding)
     numpy.testing.assert_array_equal(backend.to_host(cols_f), backend.to_host(cols))
 
     x_shape = (x.shape[1], x.shape[0]) + tuple(x.shape[2:])
     upstream = cupy.asarray(rng.standard_normal(cols.shape[::-1]).astype(x.dtype)).T  # a transposed view
     with kernels.using(False):
-        dx = im2col_op.col2im(upstream, x_shape, kernel, stride, padding)
+        dx = dispatch.gather(upstream).col2im(upstream, x_shape, kernel, stride, padding)
     with kernels.using(True):
-        dx_f = im2col_op.col2im(upstream, x_shape, kernel, stride, padding)
+        dx_f = dispatch.gather(upstream).col2im(upstream, x_shape, kernel, stride, padding)
     assert dx_f.shape == dx.shape and dx_f.flags.c_contiguous
     assert relative_difference(dx_f, dx) <= TOLERANCE[numpy.dtype(x.dtype)]
 
@@ -131,7 +129,7 @@ def test_conv2d_op_with_and_without_the_kernels(cupy, dtype, stride):
     results = {}
     for fused in (False, True):
         with kernels.using(fused):
-            y, cache = conv2d_op.forward(x, w, stride=stride, padding=1)
+            y, cache = conv2d_op.forward(x, w, stride=stride, padding=1, gather=dispatch.gather(x))
             grads = conv2d_op.backward(cupy.ones_like(y), cache)
         results[fused] = (y,) + tuple(grads)
     for plain, fused in zip(results[False], results[True]):
@@ -228,17 +226,18 @@ def test_batch_norm_beyond_one_grid(cupy, shape):
         assert relative_difference(fused, plain) <= 1e-10
 
 
-def test_the_batch_norm_op_dispatches_to_the_kernels(cupy, launches):
-    if "batch_norm_fused" not in inspect.getsource(batch_norm_op):
-        pytest.skip("gee_ref/ops/batch_norm.py does not dispatch to kernels/batch_norm_fused.py yet")
+def test_batch_norm_dispatches_to_the_kernels(cupy, launches):
     x = cupy.asarray(numpy.random.default_rng(2).normal(1.0, 2.0, (4, 3, 5, 5)).astype(numpy.float32))
     gamma, beta = cupy.ones(3, cupy.float32), cupy.zeros(3, cupy.float32)
+    statistics = cupy.zeros(3, cupy.float32), cupy.ones(3, cupy.float32)
     launches.clear()
     with kernels.using(True):
-        y, cache = batch_norm_op.forward(x, gamma, beta, cupy.zeros(3, cupy.float32), cupy.ones(3, cupy.float32))
-        batch_norm_op.backward(cupy.ones_like(y), cache)
-    assert len(launches) == 6
+        op = dispatch.batch_norm_op(x, gamma, beta, *statistics, True)
+        y, cache = op.forward(x, gamma, beta, *statistics)
+        op.backward(cupy.ones_like(y), cache)
+    assert op is batch_norm_fused and len(launches) == 6
     launches.clear()
     with kernels.using(False):
-        batch_norm_op.forward(x, gamma, beta, cupy.zeros(3, cupy.float32), cupy.ones(3, cupy.float32))
-    assert launches == []
+        op = dispatch.batch_norm_op(x, gamma, beta, *statistics, True)
+        op.forward(x, gamma, beta, *statistics)
+    assert op is batch_norm_op and launches == []

@@ -5,6 +5,8 @@ import pytest
 from gee_ref import autograd
 from gee_ref.autograd import functional
 from gee_ref.autograd import Tensor
+from gee_ref.measure.parameters import count_parameters
+from gee_ref.nn.genetic import default_sigmas
 from gee_ref.models import ARCHITECTURES, build_model
 from gee_ref.nn import (BasicBlock, Conv2d, GeneticConv2d, GeneticLinear, Linear, WeightLayer,
                         repeat_time, split_time)
@@ -67,7 +69,7 @@ def test_genetic_layers_in_forward_order_share_one_gene_bank():
 
 def test_initialise_encodings_uses_given_sigmas():
     model = build_model("digits", time_steps=2, dtype=numpy.float64)
-    defaults = model.default_sigmas()
+    defaults = default_sigmas(model.genetic_layers(), model.genes.G.data)
     assert [m.sigma for m in model.genetic_layers()] == pytest.approx(defaults)
     sigmas = [0.5, 0.25, 0.125, 0.0625]
     assert model.initialise_encodings(numpy.random.default_rng(0), sigmas) == sigmas
@@ -83,10 +85,10 @@ def test_share_encodings_chains_the_fully_connected_stack():
     fcs = [m for m in model.genetic_layers() if isinstance(m, GeneticLinear)]
     assert [m.owns_x_in for m in fcs] == [True, False, False]  # 512*1*1 -> 1024 -> 512 -> 10
     assert fcs[1].x_in is fcs[0].x_out and fcs[2].x_in is fcs[1].x_out
-    sigmas = model.default_sigmas()
+    sigmas = default_sigmas(model.genetic_layers(), model.genes.G.data)
     assert len(sigmas) == len(model.genetic_layers())
     plain = build_model("cifarnet", scope="all", image_size=8, time_steps=1)
-    assert plain.parameter_count() - model.parameter_count() == 100 * (1024 + 512)
+    assert count_parameters(plain) - count_parameters(model) == 100 * (1024 + 512)
 
 
 def test_stem_computed_once_equals_stem_run_every_time_step():

@@ -235,7 +235,7 @@ def test_linear_without_bias_gives_no_bias_gradient():
 
 @pytest.mark.parametrize("x_shape, w_shape, b_shape, message", [
     ((2, 3), (4, 5), None, "input features"),
-    ((2, 3), (4, 3, 1), None, r"\[out, in\]"),
+    ((2, 3), (4, 3, 1, 1), None, r"\[out, in\]"),  # 3-D is a population's [P, out, in]
     ((2, 3), (4, 3), (3,), "bias must have shape"),
 ])
 def test_linear_rejects_bad_input(x_shape, w_shape, b_shape, message):

@@ -7,7 +7,8 @@ import pytest
 
 from gee_ref.models import ARCHITECTURES, build_model
 from gee_ref.nn import BatchNorm, GeneticConv2d, GeneticLinear
-from gee_ref.params import main, module_counts, parameter_table
+from gee_ref.measure.parameters import count_parameters, module_counts
+from gee_ref.params import main, parameter_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"cifarnet": 16, "vgg16": 32, "resnet34": 64}  # image sizes that keep building quick
@@ -30,9 +31,9 @@ def eq2_count(model, genes):
 def test_every_architecture_counts_eq2(arch, scope):
     size = SMALL.get(arch)
     model = build_model(arch, genes=7, scope=scope, image_size=size, time_steps=1)
-    assert model.parameter_count() == eq2_count(model, 7)
+    assert count_parameters(model) == eq2_count(model, 7)
     rows = module_counts(model)
-    assert sum(count for _, _, count in rows) == model.parameter_count()
+    assert sum(count for _, _, count in rows) == count_parameters(model)
 
 
 def resnet19_layout(classes):
@@ -56,31 +57,31 @@ def test_resnet19_counts_against_hand_written_layout(classes):
     dense = sum(o * i * k * k for o, i, k, _ in convs) + bn + fc
     g = 100
     genetic = g * g + bn + fc + sum(g * (o + i * k * k) if gen else o * i * k * k for o, i, k, gen in convs)
-    assert build_model("resnet19", genetic=False, num_classes=classes).parameter_count() == dense
-    assert build_model("resnet19", genes=g, num_classes=classes).parameter_count() == genetic
+    assert count_parameters(build_model("resnet19", genetic=False, num_classes=classes)) == dense
+    assert count_parameters(build_model("resnet19", genes=g, num_classes=classes)) == genetic
     assert (dense, genetic) == {10: (12_697_994, 4_340_134), 100: (12_721_124, 4_363_264)}[classes]
 
 
 def test_dense_counts_of_the_paper_architectures():
     # ResNet-34 for ImageNet: torchvision's resnet34 has 21,797,672 parameters (paper: 21.79M)
-    assert build_model("resnet34", genetic=False).parameter_count() == 21_797_672
+    assert count_parameters(build_model("resnet34", genetic=False)) == 21_797_672
     vgg_convs = [(64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (256, 256),
                  (512, 256)] + [(512, 512)] * 5
     vgg = sum(9 * o * i + 2 * o for o, i in vgg_convs) + 512 * 4096 + 4096 + 4096 * 4096 + 4096 + 40970
-    assert build_model("vgg16", genetic=False).parameter_count() == vgg  # 33.6M, paper ref [37]
+    assert count_parameters(build_model("vgg16", genetic=False)) == vgg  # 33.6M, paper ref [37]
     net_convs = [(128, 3), (256, 128), (512, 256), (1024, 512), (512, 1024)]
     cifarnet = sum(9 * o * i + 2 * o for o, i in net_convs) + 512 * 4 * 4 * 1024 + 1024 + 512 * 1025 + 5130
-    assert build_model("cifarnet", genetic=False, image_size=16).parameter_count() == cifarnet
+    assert count_parameters(build_model("cifarnet", genetic=False, image_size=16)) == cifarnet
     digits = 9 * 32 + 64 + 288 * 64 + 128 + 128 * 1024 + 256 + 1290  # the FC before BN has no bias
-    assert build_model("digits", genetic=False).parameter_count() == digits
+    assert count_parameters(build_model("digits", genetic=False)) == digits
 
 
 def test_table_rows_add_up_and_name_g_once():
     dense = build_model("digits", genetic=False)
     genetic = build_model("digits", genes=16, share_encodings=True)
     table = parameter_table(dense, genetic)
-    assert sum(r[4] for r in table["rows"]) == table["dense"] == dense.parameter_count()
-    assert sum(r[5] for r in table["rows"]) == table["genetic"] == genetic.parameter_count()
+    assert sum(r[4] for r in table["rows"]) == table["dense"] == count_parameters(dense)
+    assert sum(r[5] for r in table["rows"]) == table["genetic"] == count_parameters(genetic)
     assert [r for r in table["rows"] if r[1] == "gene matrix G"] == [("genes", "gene matrix G", "16x16", 0, 0, 256)]
     classifier = table["rows"][-1]
     assert classifier[1] == "genetic fc (x_in chained)"  # FC 128 -> 10 reuses FC 1024 -> 128's X_out

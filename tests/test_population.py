@@ -1,6 +1,7 @@
-"""The batched population path (gee_ref.evolution.population, ops.population_*): finite differences in
-float64, each individual's slice equal to the single-network op, and evaluate_population equal
-to evaluate_individual one by one (float64: 1e-10 relative; float32: close)."""
+"""A population as a leading axis of the same ops (DESIGN.md section 2; gee_ref.nn.population): the
+ops with stacked parameters match finite differences in float64, each individual's slice equals
+the single-network op, a stacked network equals its networks, and evaluate_population equals
+evaluate_individual one by one (float64: 1e-10 relative; float32: close)."""
 from __future__ import annotations
 
 import math
@@ -10,12 +11,20 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gee_ref import autograd, backend
-from gee_ref.autograd import functional
-from gee_ref.autograd import gradcheck
-from gee_ref.evolution import individual
-from gee_ref.autograd import apply
-from gee_ref.ops import (batch_norm, cross_entropy, genetic_conv2d, genetic_linear, population_batch_norm,
-                         population_conv2d, population_cross_entropy, population_linear)
+from gee_ref.autograd import apply, functional, gradcheck
+from gee_ref.cmaes import CMAES
+from gee_ref.data.datasets import default_digits_path, load_dataset
+from gee_ref.evolution import evaluation as individual
+from gee_ref.evolution.evaluation import evaluate_population
+from gee_ref.evolution.genome import starting_genome
+from gee_ref.models import build_from_config, build_model
+from gee_ref.nn.population import stack_population
+from gee_ref.ops import (avg_pool2d, batch_norm, conv2d, cross_entropy, genetic_conv2d, genetic_linear, linear,
+                         max_pool2d)
+
+# the population forms of the ops are the ops themselves (a leading axis P on the parameters)
+population_conv2d, population_linear, population_batch_norm = genetic_conv2d, genetic_linear, batch_norm
+population_cross_entropy = cross_entropy
 
 TOLERANCE_FD = 1e-6
 PATHS = ("materialised", "factored")
@@ -195,23 +204,79 @@ def test_population_ops_refuse_mismatched_shapes():
     x_out, g, x_in = _encodings(rng, 2, 3, 4, 2)
     with pytest.raises(ValueError, match="x_in"):
         population_linear.forward(rng.standard_normal((2, 2, 5)), x_out, g, x_in)
+    with pytest.raises(ValueError, match="genetic layer needs"):
+        population_linear.forward(rng.standard_normal((2, 2, 4)), x_out, g[0], x_in)
     with pytest.raises(ValueError, match="expects"):
-        population_batch_norm.forward(rng.standard_normal((2, 3)), np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))
+        population_batch_norm.forward(rng.standard_normal((2, 3)), np.ones((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="labels"):
         population_cross_entropy.forward(rng.standard_normal((2, 2, 3)), np.array([0, 3]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=conv_cases())
+def test_a_dense_conv2d_population_is_each_individuals_conv2d(case):
+    """The dense twins stack too: w [P, C_out, C_in, kh, kw] (DESIGN.md section 2)."""
+    size, batch, c_in, side, c_out, kernel, stride, padding, _, shared, _, seed = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, c_in, side, side) if shared else (batch, size, c_in, side, side))
+    w = rng.standard_normal((size, c_out, c_in, kernel, kernel))
+    y, cache = conv2d.forward(x, w, stride=stride, padding=padding)
+    dy = rng.standard_normal(y.shape)
+    dx, dw = conv2d.backward(dy, cache)
+    dx_total = 0.0
+    for p in range(size):
+        y1, cache1 = conv2d.forward(x if shared else x[:, p], w[p], stride=stride, padding=padding)
+        _close(y[:, p], y1)
+        dx1, dw1 = conv2d.backward(dy[:, p], cache1)
+        _close(dw[p], dw1)
+        if shared:
+            dx_total = dx_total + dx1
+        else:
+            _close(dx[:, p], dx1)
+    if shared:
+        _close(dx, dx_total)
+    errors = gradcheck.check_gradients(lambda *t: apply(conv2d, *t, stride=stride, padding=padding), [x, w])
+    assert max(errors.values()) <= TOLERANCE_FD, errors
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=linear_cases())
+def test_a_dense_linear_population_is_each_individuals_linear(case):
+    size, batch, fan_in, c_out, _, _, seed = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((batch, size, fan_in)), rng.standard_normal((size, c_out, fan_in)), \
+        rng.standard_normal((size, c_out))
+    y, cache = linear.forward(x, w, b)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = linear.backward(dy, cache)
+    for p in range(size):
+        y1, cache1 = linear.forward(x[:, p], w[p], b[p])
+        _close(y[:, p], y1)
+        for mine, theirs in zip((dx[:, p], dw[p], db[p]), linear.backward(dy[:, p], cache1)):
+            _close(mine, theirs)
+    errors = gradcheck.check_gradients(lambda *t: apply(linear, *t), [x, w, b])
+    assert max(errors.values()) <= TOLERANCE_FD, errors
+
+
+@pytest.mark.parametrize("op", [avg_pool2d, max_pool2d])
+def test_pools_slide_over_a_population_per_individual(op):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2, 4, 6, 6))  # [N, P, C, H, W]
+    y, cache = op.forward(x, 2)
+    dy = rng.standard_normal(y.shape)
+    (dx,) = op.backward(dy, cache)
+    for p in range(2):
+        y1, cache1 = op.forward(x[:, p], 2)
+        _close(y[:, p], y1)
+        _close(dx[:, p], op.backward(dy[:, p], cache1)[0])
 
 
 # ---------------------------------------------------------------- whole evaluations
 
 def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None, device="cpu"):
-    from gee_ref.cmaes import CMAES
-    from gee_ref.data.datasets import default_digits_path, load_dataset
-    from gee_ref.evolution.genome import starting_genome
-    from gee_ref.train import build
-
     path = default_digits_path()
     images, _, classes = load_dataset(path, "train")
-    template = build({"arch": "digits", "genetic": True, "genes": genes, "num_classes": len(classes),
+    template = build_from_config({"arch": "digits", "genetic": True, "genes": genes, "num_classes": len(classes),
                       "image_shape": list(images.shape[1:]), "time_steps": 4, "seed": 0, "device": "cpu"})
     start = starting_genome(template)
     s = individual.EvaluationSettings(genome_template=start, data_path=str(path), seed=5, val_fraction=0.1,
@@ -223,7 +288,7 @@ def _tasks(generation=1, popsize=3, steps=3, genes=8, vectors=None, device="cpu"
 
 
 def _float64_phenotypes(monkeypatch):
-    """Make gee_ref.evolution.individual build its phenotypes in float64 (the same float32 draws, cast)."""
+    """Make gee_ref.evolution.evaluation build its phenotypes in float64 (the same float32 draws, cast)."""
     original = individual.build_phenotype
 
     def build64(*args, **kwargs):
@@ -254,8 +319,6 @@ def _assert_records_equal(batched, one_by_one, rtol):
 
 
 def test_evaluate_population_equals_one_by_one_in_float64(monkeypatch):
-    from gee_ref.evolution.population import evaluate_population
-
     _float64_phenotypes(monkeypatch)
     tasks = _tasks()
     one_by_one = [individual.evaluate_individual(t) for t in tasks]
@@ -265,16 +328,12 @@ def test_evaluate_population_equals_one_by_one_in_float64(monkeypatch):
 
 
 def test_evaluate_population_is_close_to_one_by_one_in_float32():
-    from gee_ref.evolution.population import evaluate_population
-
     tasks = _tasks(steps=2)
     _assert_records_equal(evaluate_population(tasks), [individual.evaluate_individual(t) for t in tasks], rtol=1e-4)
 
 
 def test_a_diverging_individual_stops_alone():
     """Huge sigmas (eq. 9) make one individual's loss non-finite; the others are untouched."""
-    from gee_ref.evolution.population import evaluate_population
-
     good = _tasks(popsize=3, steps=2)
     vectors = [t.vector.copy() for t in good]
     layers = good[0].settings.genome_template.num_layers
@@ -287,8 +346,6 @@ def test_a_diverging_individual_stops_alone():
 
 
 def test_evaluate_population_refuses_mixed_generations():
-    from gee_ref.evolution.population import evaluate_population
-
     tasks = _tasks(popsize=2)
     mixed = [tasks[0], individual.IndividualTask(tasks[1].settings, tasks[1].vector, 7, 1)]
     with pytest.raises(ValueError, match="one generation"):
@@ -296,14 +353,38 @@ def test_evaluate_population_refuses_mixed_generations():
     assert evaluate_population([]) == []
 
 
-def test_population_network_refuses_dense_layers():
-    from gee_ref.evolution.population import PopulationNetwork
-    from gee_ref.train import build
+def test_stack_population_refuses_networks_of_different_architectures():
+    small = build_model("digits", genes=4, num_classes=10, in_channels=1, image_size=8, time_steps=2)
+    other = build_model("digits", genes=5, num_classes=10, in_channels=1, image_size=8, time_steps=2)
+    with pytest.raises(ValueError, match="same architecture"):
+        stack_population([small, other])
+    with pytest.raises(ValueError, match="already"):
+        stack_population([stack_population([small, small])])
+    with pytest.raises(ValueError, match="at least one"):
+        stack_population([])
 
-    model = build({"arch": "digits", "genetic": False, "genes": 4, "num_classes": 10, "image_shape": [8, 8, 1],
-                   "time_steps": 2, "seed": 0, "device": "cpu"})
-    with pytest.raises(ValueError, match="not Conv2d"):
-        PopulationNetwork([model])
+
+@pytest.mark.parametrize("arch, genetic", [("digits", True), ("digits", False), ("cifarnet", True)])
+def test_a_stacked_network_is_its_networks(arch, genetic):
+    """Forward and backward of a stacked population equal those of its networks one by one
+    (float64): genetic and dense layers, pools, batch norm, LIF, flatten; G shared per individual."""
+    size = 16 if arch == "cifarnet" else 8
+    models = [build_model(arch, genetic=genetic, genes=3, num_classes=4, in_channels=1, image_size=size,
+                          time_steps=2, seed=s, dtype=np.float64) for s in (1, 2)]
+    x = np.random.default_rng(0).standard_normal((3, 1, size, size))
+    labels = np.array([0, 3, 1])
+    stacked = stack_population(models)
+    assert stacked.population_size == 2
+    losses = functional.cross_entropy(stacked(x), labels)
+    functional.sum(losses).backward()
+    for p, model in enumerate(models):
+        loss = functional.cross_entropy(model(x), labels)
+        loss.backward()
+        assert losses.data[p] == pytest.approx(float(loss.data), rel=1e-12)
+        for (name, mine), theirs in zip(stacked.named_parameters(), model.parameters()):
+            _close(mine.grad[p], theirs.grad)
+        for (name, mine), theirs in zip(stacked.named_buffers(), model.buffers()):
+            _close(mine[p], theirs)  # the running statistics of batch norm, per individual
 
 
 def test_training_is_per_individual_under_autograd():
@@ -324,7 +405,6 @@ def test_training_is_per_individual_under_autograd():
 
 def test_batched_executor_hands_the_generation_to_evaluate_population():
     from gee_ref.evolution.executors import make_executor
-    from gee_ref.evolution.population import evaluate_population
 
     tasks = _tasks(steps=1)
     arrived = []
@@ -359,8 +439,6 @@ def test_evolve_cli_runs_with_the_batched_executor(tmp_path):
 def test_gpu_evaluations_equal_cpu_evaluations_in_float64(monkeypatch):
     """A whole evaluation on CuPy (phenotype, loader, training loop, R_T, R_S), one by one and
     batched, equals the CPU's: the encodings are drawn on the host, so the networks are the same."""
-    from gee_ref.evolution.population import evaluate_population
-
     _float64_phenotypes(monkeypatch)
     cpu = [individual.evaluate_individual(t) for t in _tasks()]
     gpu_tasks = _tasks(device="gpu")

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
 surrogate = pytest.importorskip("spikingjelly.activation_based.surrogate")
 
-from gee_ref import verify
+from gee_ref.verification import compare as verify
 from gee_ref import verification as golden  # noqa: E402
 
 SURROGATES = {"sigmoid": lambda alpha: surrogate.Sigmoid(alpha=alpha),

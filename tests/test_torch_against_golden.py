@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch_gee  # noqa: E402  (needs torch)
 
-from gee_ref import verify
+from gee_ref.verification import compare as verify
 from gee_ref import verification as golden  # noqa: E402
 
 CHECKED_KINDS = ("op", "network", "lowrank", "fitness")

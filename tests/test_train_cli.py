@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from gee_ref import backend, train
+from gee_ref.models import build_from_config
+from gee_ref.runs import training_run
 from gee_ref.data import datasets
 from gee_ref.storage.checkpoint import load_checkpoint
 
@@ -33,7 +35,7 @@ def run(data, out, *extra):
 
 
 def final_arrays(out):
-    tensors, meta = load_checkpoint(out / train.CHECKPOINT_NAME)
+    tensors, meta = load_checkpoint(out / training_run.CHECKPOINT_NAME)
     return tensors, meta
 
 
@@ -57,17 +59,15 @@ def test_resume_after_a_shorter_run_equals_the_uninterrupted_run(tiny_digits, tm
     run(tiny_digits, tmp_path / "parts", "--epochs", "2", *constant, "--resume")
     capsys.readouterr()
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
-    log = (tmp_path / "parts" / train.LOG_NAME).read_text().splitlines()
+    log = (tmp_path / "parts" / training_run.LOG_NAME).read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [1, 2]
 
 
 def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, capsys):
     """Ctrl-C during epoch 2 of a cosine run: the checkpoint of epoch 1 stays intact and
     --resume ends on the same weights and optimiser state as the uninterrupted run."""
-    from gee_ref.training import loop as training
-
     run(tiny_digits, tmp_path / "whole", "--epochs", "2", *FULL_EPOCHS)
-    real_train_steps, calls = training.train_steps, []
+    real_train_steps, calls = training_run.train_steps, []
 
     def interrupted_in_epoch_two(*args, **kwargs):
         calls.append(1)
@@ -75,10 +75,10 @@ def test_an_interrupted_run_resumes_exactly(tiny_digits, tmp_path, monkeypatch, 
             raise KeyboardInterrupt
         return real_train_steps(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_steps", interrupted_in_epoch_two)
+    monkeypatch.setattr(training_run, "train_steps", interrupted_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run(tiny_digits, tmp_path / "stopped", "--epochs", "2", *FULL_EPOCHS)
-    monkeypatch.setattr(training, "train_steps", real_train_steps)
+    monkeypatch.setattr(training_run, "train_steps", real_train_steps)
     _, meta = final_arrays(tmp_path / "stopped")
     assert len(meta["history"]) == 1
     assert not list((tmp_path / "stopped").glob(".*.tmp"))
@@ -94,28 +94,44 @@ def test_the_whole_command_on_the_gpu(tiny_digits, tmp_path, capsys):
     assert run(tiny_digits, tmp_path / "gpu", "--epochs", "1", "--device", "gpu", "--tf32") == 0
     assert run(tiny_digits, tmp_path / "cpu", "--epochs", "1") == 0
     capsys.readouterr()
-    gpu = json.loads((tmp_path / "gpu" / train.REPORT_NAME).read_text())
-    cpu = json.loads((tmp_path / "cpu" / train.REPORT_NAME).read_text())
+    gpu = json.loads((tmp_path / "gpu" / training_run.REPORT_NAME).read_text())
+    cpu = json.loads((tmp_path / "cpu" / training_run.REPORT_NAME).read_text())
     assert gpu["config"]["device"] == "gpu" and gpu["config"]["tf32"] is True
     assert "CuPy" in gpu["peak_memory"]["what"] and gpu["peak_memory"]["bytes"] > 0
     assert 0 <= gpu["test_accuracy"] <= 1 and gpu["energy"]["joules"] > 0
     assert gpu["parameters"] == cpu["parameters"]
-    gpu_log, cpu_log = (json.loads((tmp_path / side / train.LOG_NAME).read_text().splitlines()[0])
+    gpu_log, cpu_log = (json.loads((tmp_path / side / training_run.LOG_NAME).read_text().splitlines()[0])
                         for side in ("gpu", "cpu"))
     assert gpu_log["train_loss"] == pytest.approx(cpu_log["train_loss"], rel=0.05)
 
 
+def test_quick_runs_are_quick_from_end_to_end(tiny_digits, tmp_path, capsys):
+    """--steps-per-epoch 3 also caps the per-epoch evaluation and the report's passes at 3 batches
+    (48 of the 60 test images), and the report says so; --eval-batches 0 skips the per-epoch one."""
+    out = tmp_path / "quick"
+    assert run(tiny_digits, out, "--epochs", "2") == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / training_run.REPORT_NAME).read_text())
+    assert report["test_samples"] == 48 and report["test_subset"] == "measured on the first 48 of the 60 test images"
+    assert "48 of the 60 test images" in printed
+    log = [json.loads(line) for line in (out / training_run.LOG_NAME).read_text().splitlines()]
+    assert [record["test_samples"] for record in log] == [48, 48]
+    assert run(tiny_digits, tmp_path / "none", "--epochs", "1", "--eval-batches", "0") == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "none" / training_run.LOG_NAME).read_text().splitlines()]
+    assert "test_loss" not in record and record["train_loss"] > 0
+
+
 def test_the_report_has_every_field(tiny_digits, tmp_path, capsys):
     out = tmp_path / "run"
-    assert run(tiny_digits, out, "--epochs", "1", "--val-fraction", "0.25") == 0
+    assert run(tiny_digits, out, "--epochs", "1", "--val-fraction", "0.25", "--report-batches", "4") == 0
     printed = capsys.readouterr().out
-    report = json.loads((out / train.REPORT_NAME).read_text())
-    assert "test accuracy" in printed and str(out / train.REPORT_NAME) in printed
+    report = json.loads((out / training_run.REPORT_NAME).read_text())
+    assert "test accuracy" in printed and str(out / training_run.REPORT_NAME) in printed
     for key in ("test_accuracy", "test_loss", "test_samples", "parameters", "spikes_per_sample",
                 "spikes_per_sample_by_layer", "firing_rates", "temporal_difference", "energy", "noise",
                 "inference_images_per_second", "train_images_per_second", "peak_memory", "config"):
         assert key in report, key
-    assert report["test_samples"] == 60 and 0 <= report["test_accuracy"] <= 1
+    assert report["test_samples"] == 60 and report["test_subset"] is None and 0 <= report["test_accuracy"] <= 1
     assert set(report["parameters"]) >= {"dense", "genetic", "this_model"}
     assert report["parameters"]["this_model"] == report["parameters"]["genetic"] < report["parameters"]["dense"]
     assert len(report["firing_rates"]) == 3 and all(0 <= r <= 1 for r in report["firing_rates"].values())
@@ -123,7 +139,7 @@ def test_the_report_has_every_field(tiny_digits, tmp_path, capsys):
     assert report["noise"]["ratio"] == 0.5 and 0 <= report["noise"]["accuracy"] <= 1
     assert report["inference_images_per_second"] > 0
     assert report["peak_memory"]["bytes"] > 0 and "max RSS" in report["peak_memory"]["what"]
-    (record,) = [json.loads(line) for line in (out / train.LOG_NAME).read_text().splitlines()]
+    (record,) = [json.loads(line) for line in (out / training_run.LOG_NAME).read_text().splitlines()]
     assert set(record) >= {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
 
 
@@ -136,13 +152,13 @@ def test_from_dense_fills_every_genetic_layer_with_its_dense_weight(tiny_digits,
                 "--epochs", "1", "--batch-size", "16", "--steps-per-epoch", "1", "--genes", "128",
                 "--time-steps", "2", "--no-progress"])
     assert "before fine-tuning" in capsys.readouterr().out
-    report = json.loads((compressed / train.REPORT_NAME).read_text())
+    report = json.loads((compressed / training_run.REPORT_NAME).read_text())
     assert 0 <= report["from_dense"]["test_accuracy_before_fine_tuning"] <= 1
     config = report["config"]
     dense_tensors, _ = final_arrays(dense)
-    genetic = train.build(config)
-    train.compress_dense(config, genetic)
-    dense_model = train.build(config, genetic=False)
+    genetic = build_from_config(config)
+    training_run.compress_dense(config, genetic)
+    dense_model = build_from_config(config, genetic=False)
     dense_model.load_state_dict(dense_tensors["model"])
     for dense_layer, layer in zip(dense_model.weight_layers(), genetic.weight_layers()):
         w = dense_layer.w.data.reshape(dense_layer.w.shape[0], -1)
@@ -182,7 +198,7 @@ def bad_inputs(tmp, data):
     corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(300))
     nan_images = np.zeros((20, 8, 8, 1))
     nan_images[3, 2, 2, 0] = np.nan
-    bad_checkpoint = tmp / "resume" / train.CHECKPOINT_NAME
+    bad_checkpoint = tmp / "resume" / training_run.CHECKPOINT_NAME
     bad_checkpoint.parent.mkdir()
     bad_checkpoint.write_bytes(os.urandom(500))
     return {  # name: (arguments, a phrase the one line must contain)
@@ -233,17 +249,18 @@ def test_a_genome_sets_g_and_the_encoding_scales(tiny_digits, tmp_path, capsys):
 
     config = {"arch": "digits", "genetic": True, "genes": 8, "num_classes": 10, "image_shape": [8, 8, 1],
               "time_steps": 2, "seed": 0, "device": "cpu"}
-    template = genomes.starting_genome(train.build(config))
+    template = genomes.starting_genome(build_from_config(config))
     rng = np.random.default_rng(0)
     chosen = template.with_vector(np.concatenate([template.log_sigmas - 0.5, rng.standard_normal(64)]))
     path = tmp_path / "genome.h5"
     genomes.save_genome(path, chosen)
     run(tiny_digits, tmp_path / "run", "--epochs", "1", "--genome", str(path))
     capsys.readouterr()
-    report = json.loads((tmp_path / "run" / train.REPORT_NAME).read_text())
+    report = json.loads((tmp_path / "run" / training_run.REPORT_NAME).read_text())
     assert report["config"]["genome"] == str(path.resolve())
-    model = train.build({**report["config"]})
-    train.start(report["config"], tmp_path / "fresh", model, chosen, resume=False, test_loader=None)
+    model = build_from_config({**report["config"]})
+    training_run.start(report["config"], tmp_path / "fresh", model, chosen, resume=False, test_loader=None,
+                       say=print)
     assert np.allclose(model.genes.G.data, chosen.G.astype(np.float32))
     assert np.allclose([layer.sigma for layer in model.genetic_layers()], chosen.sigmas)
     with pytest.raises(ValueError, match="genome"):

@@ -1,5 +1,5 @@
-"""The training loop, the evaluation pass and its spike statistics (gee_ref.training.loop),
-the measurements (gee_ref.measure.summary) and the CLI error helper (gee_ref.cli.errors)."""
+"""The training loop, the evaluation pass and its spike counts (gee_ref.training.loop), the
+report's measurements (gee_ref.runs.report) and the CLI error helper (gee_ref.cli.errors)."""
 import math
 
 import numpy as np
@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from gee_ref import autograd, backend
 from gee_ref.cli import errors as cli_errors
 from gee_ref.data import datasets
-from gee_ref.measure import energy
-from gee_ref.evolution import fitness
-from gee_ref.measure import summary as measure
+from gee_ref.measure.memory import PeakMemory
+from gee_ref.measure.parameters import twin_parameter_counts
+from gee_ref.measure.spikes import SpikeCounts
+from gee_ref.runs import report as measure
 from gee_ref.training import loop as training
+from gee_ref.training.optimizer import decayed_and_other, make_optimizer
 from gee_ref.data.loader import Loader
 from gee_ref.models import build_model
 
@@ -35,7 +37,7 @@ def trained(digits):
     loader = Loader(x[:192], y[:192], 16, seed=0)
     measured = Loader(x[:192], y[:192], 96, shuffle=False, mean=loader.mean, std=loader.std)
     before = training.evaluate(model, measured)
-    result = training.train_steps(model, loader, training.make_optimizer(model, "sgd", lr=0.1), epochs=2)
+    result = training.train_steps(model, loader, make_optimizer(model, "sgd", lr=0.1), epochs=2)
     after = training.evaluate(model, measured)
     test_loader = Loader(xt, yt, 64, shuffle=False, mean=loader.mean, std=loader.std)
     return {"model": model, "test_loader": test_loader, "loader": loader, "result": result,
@@ -111,7 +113,7 @@ def test_a_nonfinite_loss_or_gradient_stops_training_before_the_update(where):
     batches = random_batches(3)
     if where == "input":  # the spikes hide a NaN input from the loss, not from the gradients
         batches[1][0][0, 0, 0, 0] = np.nan
-    optimizer = training.make_optimizer(model, "sgd", lr=0.0)  # lr 0: weights move only by NaN
+    optimizer = make_optimizer(model, "sgd", lr=0.0)  # lr 0: weights move only by NaN
     if where == "classifier":  # the logits, hence the loss, are NaN from the first batch
         model.weight_layers()[-1].b.data[0] = np.inf
     before = {n: p.data.copy() for n, p in model.named_parameters()}
@@ -124,24 +126,24 @@ def test_a_nonfinite_loss_or_gradient_stops_training_before_the_update(where):
 
 def test_weight_decay_only_on_weight_matrices():
     model = small_model()
-    decayed, other = training.decayed_and_other(model)
+    decayed, other = decayed_and_other(model)
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)].rsplit(".", 1)[-1] for p in decayed} == {"G", "x_out", "x_in"}
     assert all(p.data.ndim == 1 for p in other) and other
-    optimizer = training.make_optimizer(model, "sgd", lr=0.1, weight_decay=5e-4)
+    optimizer = make_optimizer(model, "sgd", lr=0.1, weight_decay=5e-4)
     assert [o.weight_decay for o in optimizer.optimizers] == [5e-4, 0.0]
     with pytest.raises(ValueError):
-        training.make_optimizer(model, "adam")
+        make_optimizer(model, "adam")
 
 
 def test_parameter_groups_state_round_trip(digits):
     x, y, _, _ = digits
     model = small_model(genetic=False)
     loader = Loader(x[:64], y[:64], 16, seed=0)
-    optimizer = training.make_optimizer(model, "sgd", lr=0.05)
+    optimizer = make_optimizer(model, "sgd", lr=0.05)
     training.train_steps(model, loader, optimizer, steps=2)
     state = optimizer.state_dict()
-    twin = training.make_optimizer(model, "sgd", lr=0.7)
+    twin = make_optimizer(model, "sgd", lr=0.7)
     twin.load_state_dict(state)
     assert twin.lr == optimizer.lr
     again = twin.state_dict()
@@ -150,7 +152,15 @@ def test_parameter_groups_state_round_trip(digits):
         twin.load_state_dict({"9.lr": np.float64(1.0)})
 
 
-# ---------------------------------------------------------------------------- spike statistics
+# ---------------------------------------------------------------------------- spike counts
+
+def reference_statistics(whole):
+    """Table 3 and eq. 13 straight from the concatenated spike trains [T, N, ...] of each layer."""
+    whole = [s.astype(np.float64) for s in whole]
+    samples = whole[0].shape[1]
+    r_t = np.mean([np.abs(np.diff(s, axis=0)).mean() if s.shape[0] > 1 else 0.0 for s in whole])
+    return r_t, [s.mean() for s in whole], sum(s.sum() for s in whole) / samples
+
 
 @given(st.integers(2, 5), st.lists(st.integers(1, 4), min_size=1, max_size=4), st.integers(0, 2**31))
 def test_spike_statistics_accumulated_over_batches_equal_the_whole(time_steps, batch_sizes, seed):
@@ -159,25 +169,25 @@ def test_spike_statistics_accumulated_over_batches_equal_the_whole(time_steps, b
     batches = [[(rng.random((time_steps, n) + shape) < rng.random()).astype(np.float32) for shape in shapes]
                for n in batch_sizes]
     whole = [np.concatenate([b[i] for b in batches], axis=1) for i in range(len(shapes))]
-    stats = training.SpikeStatistics()
+    stats = SpikeCounts()
     for b in batches:
         stats.add(b)
-    samples = sum(batch_sizes)
-    assert stats.samples == samples
-    assert np.isclose(stats.temporal_difference(), fitness.temporal_difference(whole), rtol=1e-12, atol=1e-15)
-    assert np.allclose(stats.firing_rates(), energy.firing_rates(whole), rtol=1e-12)
-    assert np.isclose(stats.spikes_per_sample(), energy.spikes_per_sample(whole, samples), rtol=1e-12)
+    assert stats.samples == sum(batch_sizes)
+    r_t, rates, per_sample = reference_statistics(whole)
+    assert np.isclose(stats.temporal_difference(), r_t, rtol=1e-12, atol=1e-15)
+    assert np.allclose(stats.firing_rates(), rates, rtol=1e-12)
+    assert np.isclose(stats.spikes_per_sample(), per_sample, rtol=1e-12)
     assert 0.0 <= stats.temporal_difference() <= 1.0
 
 
 def test_temporal_difference_of_known_trains():
     alternating = np.array([1, 0, 1, 0], dtype=np.float32).reshape(4, 1, 1)  # flips every step: 1
     constant = np.ones((4, 1, 1), dtype=np.float32)                         # never flips: 0
-    stats = training.SpikeStatistics()
+    stats = SpikeCounts()
     stats.add([alternating, constant])
     assert stats.temporal_difference_by_layer() == [1.0, 0.0]
     assert stats.temporal_difference() == 0.5
-    single = training.SpikeStatistics()
+    single = SpikeCounts()
     single.add([np.ones((1, 2, 3), dtype=np.float32)])
     assert single.temporal_difference() == 0.0  # T = 1: no transition
     with pytest.raises(ValueError):
@@ -191,9 +201,10 @@ def test_evaluate_records_consistent_statistics(digits):
     result = training.evaluate(model, loader, record=True, keep_spikes=True)
     spikes = result["spike_arrays"]
     assert [s.shape[:2] for s in spikes] == [(4, 128)] * 3
-    assert np.isclose(result["temporal_difference"], fitness.temporal_difference(spikes), rtol=1e-9)
-    assert np.allclose(result["firing_rates"], energy.firing_rates(spikes), rtol=1e-9)
-    assert np.isclose(result["spikes_per_sample"], energy.spikes_per_sample(spikes, 128), rtol=1e-9)
+    r_t, rates, per_sample = reference_statistics(spikes)
+    assert np.isclose(result["temporal_difference"], r_t, rtol=1e-9)
+    assert np.allclose(result["firing_rates"], rates, rtol=1e-9)
+    assert np.isclose(result["spikes_per_sample"], per_sample, rtol=1e-9)
     # in the digits net every weight layer but the first reads one LIF layer's spikes
     assert np.allclose(result["input_rates"][1:], result["firing_rates"], rtol=1e-6)
     # dense-equivalent MACs: stem 1->32 3x3 on 8x8, conv 32->64 3x3 stride 2 on 4x4, FC 1024->128, 128->10
@@ -224,7 +235,7 @@ def test_measure_model_and_parameter_counts(trained):
     assert measured["energy"]["joules"] > 0 and measured["noise"]["ratio"] == 0.5
     assert measured["noise"]["accuracy"] < measured["test_accuracy"]
     assert measured["test_accuracy"] == training.evaluate(model, loader)["accuracy"]
-    counts = measure.twin_parameter_counts(lambda genetic: small_model(genetic=genetic))
+    counts = twin_parameter_counts(lambda genetic: small_model(genetic=genetic))
     # eq. 2: g (C_out + fan_in) per genetic layer (all layers of the digits net), g^2 once for G,
     # against C_out * fan_in per dense layer; BN and biases are the same in both
     g, dense_model = 16, small_model(genetic=False)
@@ -232,7 +243,7 @@ def test_measure_model_and_parameter_counts(trained):
     others = sum(p.size for name, p in dense_model.named_parameters() if not name.endswith(".w"))
     assert counts == {"dense": sum(o * i for o, i in shapes) + others,
                       "genetic": sum(g * (o + i) for o, i in shapes) + g * g + others}
-    memory = measure.PeakMemory("cpu").report()
+    memory = PeakMemory("cpu").report()
     assert memory["bytes"] > 0 and "RSS" in memory["what"]
 
 
@@ -254,10 +265,10 @@ def test_run_main_turns_bad_input_into_one_line_and_exit_2(capsys):
         raise MemoryError("Out of memory allocating 8,589,934,592 bytes")
 
     with pytest.raises(SystemExit) as stop:
-        cli_errors.run_main(too_big, [])
+        cli_errors.run_main(too_big, [], memory_hint="try a smaller --batch-size")
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: out of memory (Out of memory allocating") and "--batch-size" in err
+    assert err.startswith("error: out of memory (Out of memory allocating") and err.rstrip().endswith("--batch-size")
     assert len(err.splitlines()) == 1
 
     def bug(argv):

@@ -21,6 +21,7 @@ import contextlib
 import threading
 
 from gee_ref import backend
+from gee_ref.ops import add as add_op, mean as mean_op, mul as mul_op, sum as sum_op
 
 _mode = threading.local()  # per thread, so that threaded workers can evaluate side by side
 
@@ -116,31 +117,26 @@ class Tensor:
 
     # A few operators, so that tests and examples read naturally.
     def __add__(self, other):
-        from gee_ref.autograd import functional
-        return functional.add(self, other)
+        return apply(add_op, self, other)
 
     __radd__ = __add__
 
     def __mul__(self, other):
-        from gee_ref.autograd import functional
-        return functional.mul(self, other)
+        return apply(mul_op, self, other)
 
     __rmul__ = __mul__
 
     def __neg__(self):
-        from gee_ref.autograd import functional
-        return functional.mul(self, -1.0)
+        return apply(mul_op, self, -1.0)
 
     def __sub__(self, other):
         return self + (-as_tensor(other, like=self))
 
     def sum(self):
-        from gee_ref.autograd import functional
-        return functional.sum(self)
+        return apply(sum_op, self)
 
     def mean(self):
-        from gee_ref.autograd import functional
-        return functional.mean(self)
+        return apply(mean_op, self)
 
 
 def as_tensor(value, like: Tensor | None = None) -> Tensor:

@@ -15,32 +15,22 @@ the message. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+
+from gee_ref.backend import DeviceUnavailableError
+from gee_ref.data.datasets import DatasetError
+from gee_ref.evolution.genome import GenomeError
+from gee_ref.storage.checkpoint import CheckpointError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for a run stopped by Ctrl-C (128 + SIGINT)
 
 
-def known_bad_input_errors() -> tuple:
-    """The exception types that mean "bad input", not "bug".
-
-    DatasetError and CheckpointError are looked up lazily so that this helper imports
-    nothing heavy; h5py reports unreadable files as OSError (FileNotFoundError is one).
-    """
-    from gee_ref.backend import DeviceUnavailableError
-
-    errors = [ValueError, OSError, DeviceUnavailableError]
-    for module_name, class_name in (("gee_ref.data.datasets", "DatasetError"),
-                                    ("gee_ref.storage.checkpoint", "CheckpointError"),
-                                    ("gee_ref.evolution.genome", "GenomeError")):
-        try:
-            module = __import__(module_name, fromlist=[class_name])
-        except ImportError:
-            continue
-        error_type = getattr(module, class_name, None)
-        if isinstance(error_type, type) and issubclass(error_type, BaseException):
-            errors.append(error_type)
-    return tuple(errors)
+#: The exception types that mean "bad input", not "bug" (h5py reports unreadable files as
+#: OSError, and FileNotFoundError is one).
+BAD_INPUT_ERRORS = (ValueError, OSError, DeviceUnavailableError, DatasetError, CheckpointError, GenomeError)
 
 
 def one_line(error: BaseException) -> str:
@@ -51,25 +41,33 @@ def one_line(error: BaseException) -> str:
     return type(error).__name__
 
 
-def run_main(main, argv=None) -> None:
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_main(main, argv=None, memory_hint="the sizes asked for do not fit in memory") -> None:
     """Call ``main(argv)`` and exit with its return value (0 for None).
 
+    ``memory_hint``: what the command's user can change when memory runs out (each command
+    names its own options).
+
     Known bad-input errors print ``error: <first line>`` to stderr and exit 2, and so does
-    running out of host or GPU memory (with a hint); Ctrl-C
-    prints ``error: interrupted`` and exits 130 (checkpoints are written atomically, so
-    the last complete one stays usable).
+    running out of host or GPU memory; Ctrl-C, and ``kill`` (SIGTERM), print ``error:
+    interrupted`` and exit 130 (checkpoints are written atomically, so the last complete one
+    stays usable).
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         status = main(argv)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except known_bad_input_errors() as error:
+    except BAD_INPUT_ERRORS as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except MemoryError as error:  # NumPy's, or CuPy's OutOfMemoryError (a MemoryError)
-        print(f"error: out of memory ({one_line(error)}): try a smaller --batch-size, or fewer time steps",
-              file=sys.stderr)
+        print(f"error: out of memory ({one_line(error)}): {memory_hint}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     sys.exit(0 if status is None else int(status))
 

@@ -18,6 +18,8 @@ more threads per worker would only contend.
 """
 from __future__ import annotations
 
+from gee_ref.evolution.evaluation import evaluate_individual, evaluate_population
+
 EXECUTORS = ("serial", "dask", "batched")
 
 
@@ -50,7 +52,7 @@ class SerialExecutor:
 
 
 class BatchedExecutor(SerialExecutor):
-    """Evaluates a whole population in one call, in this process (``gee_ref.evolution.population``).
+    """Evaluates a whole population in one call, in this process (``evaluation.evaluate_population``).
 
     ``map(evaluate_individual, tasks)`` becomes ``evaluate_population(tasks)``: the generation's
     networks are stacked and trained together. Its records equal the serial ones up to rounding
@@ -61,12 +63,8 @@ class BatchedExecutor(SerialExecutor):
     name = "batched"
 
     def map(self, fn, args_list, on_result=None) -> list:
-        from gee_ref.evolution.individual import evaluate_individual
-
         if fn is not evaluate_individual:
             return super().map(fn, args_list, on_result)
-        from gee_ref.evolution.population import evaluate_population
-
         results = evaluate_population(args_list)
         if on_result is not None:
             for i, result in enumerate(results):

@@ -5,7 +5,9 @@ reading, and each function below says which equation it reconstructs.
 
 - eq. 13, temporal difference R_T: how much the spikes of each layer change from one time
   step to the next, averaged over layers, samples, neurons and time; in [0, 1] for spikes in
-  {0, 1} (1 = every neuron flips at every step, 0 = constant spike trains).
+  {0, 1} (1 = every neuron flips at every step, 0 = constant spike trains). It is counted
+  where the spikes are, during the validation pass: ``gee_ref.measure.spikes.SpikeCounts``
+  (``temporal_difference``), and comes here as a number.
 - eqs. 14-15, spatial entropy R_S: the Shannon entropy of the gene interaction matrix G read
   as a probability distribution P = |G| / sum |G|, divided by its maximum log(g^2); in [0, 1].
 - eq. 16, dynamic fitness (minimised): F = L_cls - lambda(gen) (alpha R_T + beta R_S) with
@@ -21,31 +23,6 @@ from typing import NamedTuple
 import numpy
 
 from gee_ref import backend
-
-
-def temporal_difference(spike_list) -> float:
-    """R_T (eq. 13): mean over layers of mean_{n,i} 1/(T-1) sum_t |S_{t+1} - S_t|.
-
-    ``spike_list`` holds one time-major array [T, N, ...] per spiking layer. A layer with T = 1
-    has no time difference: its R_T is defined as 0.0.
-    """
-    if isinstance(spike_list, (str, bytes)) or not hasattr(spike_list, "__len__") or len(spike_list) == 0:
-        raise ValueError("spike_list must be a non-empty list of [T, N, ...] spike arrays")
-    per_layer = []
-    for index, spikes in enumerate(spike_list):
-        if getattr(spikes, "ndim", 0) < 2 or spikes.size == 0:
-            raise ValueError(f"spike_list[{index}] must be a non-empty [T, N, ...] array, "
-                             f"got shape {getattr(spikes, 'shape', None)}")
-        if spikes.shape[0] == 1:
-            per_layer.append(0.0)
-            continue
-        xp = backend.get_array_module(spikes)
-        if spikes.dtype.kind in "bui":  # boolean or integer spikes: difference in floats
-            spikes = spikes.astype(xp.float32)
-        changes = xp.abs(spikes[1:] - spikes[:-1])  # |S_{t+1} - S_t|, [T-1, N, ...]
-        # the mean over (t, n, i) is 1/(T-1) sum_t, then mean over n and i
-        per_layer.append(float(xp.mean(changes, dtype=xp.float64)))
-    return sum(per_layer) / len(per_layer)
 
 
 def spatial_entropy(G) -> float:

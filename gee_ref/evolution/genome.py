@@ -12,7 +12,7 @@
 
 Starting genotype (the CMA-ES mean m_0 and the "random" variant of the ablation): G = I and
 each sigma_l = ``kaiming_sigma(fan_in_l, I)``, the value that gives W = X_out G X_in^T the
-Kaiming-normal variance (``SpikingNetwork.default_sigmas``).
+Kaiming-normal variance (``gee_ref.nn.genetic.default_sigmas``).
 
 A phenotype is a network whose G is the genotype's and whose encodings are freshly drawn with
 the genotype's sigmas (``apply_genome``): the genotype fixes the *distribution* of the
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy
 
 from gee_ref import backend
+from gee_ref.nn.genetic import default_sigmas
+from gee_ref.storage.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 GENOME_FORMAT = "gee_ref-genome-v1"
 
@@ -137,17 +139,9 @@ def starting_genome(model) -> Genome:
 
     Computed for the identity whatever ``model``'s G is now; ``model`` is not changed.
     """
-    from gee_ref.nn.genetic import TRUNCATION_BOUND
-    from gee_ref.init.kaiming import kaiming_sigma
-
     genes = _model_genes(model)
     identity = numpy.eye(genes)
-    sigmas, by_layer = [], {}
-    for layer in model.genetic_layers():  # chained layers (eq. 3) follow their source's sigma
-        source = None if layer.owns_x_in else by_layer[id(layer.x_in_source)]
-        sigma = kaiming_sigma(layer.fan_in, identity, sigma_in=source, bound=TRUNCATION_BOUND)
-        by_layer[id(layer)] = sigma
-        sigmas.append(sigma)
+    sigmas = default_sigmas(model.genetic_layers(), identity)
     vector = genotype_vector(numpy.log(sigmas), identity)
     return Genome(vector, model.config.get("arch", model.arch), genes, genetic_layer_names(model),
                   _model_config(model))
@@ -191,8 +185,6 @@ def save_genome(path, genome: Genome, extra: dict | None = None) -> None:
 
     ``extra``: JSON-ready facts to keep beside it (its fitness, generation, run seed).
     """
-    from gee_ref.storage.checkpoint import save_checkpoint
-
     meta = {"format": GENOME_FORMAT, "arch": genome.arch, "genes": genome.genes,
             "layer_names": list(genome.layer_names), "model_config": genome.model_config,
             "extra": dict(extra or {})}
@@ -201,8 +193,6 @@ def save_genome(path, genome: Genome, extra: dict | None = None) -> None:
 
 def load_genome(path) -> Genome:
     """The Genome stored in ``path`` by ``save_genome``; GenomeError (one line) otherwise."""
-    from gee_ref.storage.checkpoint import CheckpointError, load_checkpoint
-
     try:
         tensors, meta = load_checkpoint(path)
     except CheckpointError as error:
@@ -218,8 +208,6 @@ def load_genome(path) -> Genome:
 
 def load_genome_extra(path) -> dict:
     """The ``extra`` facts saved with a genome (empty when none)."""
-    from gee_ref.storage.checkpoint import load_checkpoint
-
     return dict(load_checkpoint(path)[1].get("extra", {}))
 
 

@@ -28,13 +28,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy
 
 from gee_ref import backend
-from gee_ref.storage import atomic
+from gee_ref.cmaes import CMAES
+from gee_ref.evolution import fitness
+from gee_ref.evolution.evaluation import EvaluationSettings, IndividualTask, evaluate_individual
+from gee_ref.evolution.genome import save_genome, starting_genome
+from gee_ref.models import build_from_config
+from gee_ref.storage.checkpoint import load_checkpoint, save_checkpoint
+from gee_ref.training.progress import Progress
 
 CHECKPOINT_FORMAT = "gee_ref-evolve-checkpoint-v1"
 LOG_NAME, CHECKPOINT_NAME, BEST_GENOME_NAME = "log.jsonl", "checkpoint.h5", "best_genome.h5"
@@ -43,17 +50,7 @@ AUTO_DIAGONAL_ABOVE = 2000
 WALL_TIME_KEYS = ("wall_seconds", "evaluation_seconds")
 
 
-def data_path(config: dict) -> Path:
-    """The run's dataset file: ``config["data"]``, or the embedded digits."""
-    from gee_ref.data.datasets import default_digits_path
-    return Path(config["data"]) if config["data"] else default_digits_path()
-
-
 # ---------------------------------------------------------------------------- small file helpers
-
-def write_json_atomic(path: Path, value) -> None:
-    atomic.write_text(path, json.dumps(value, indent=2) + "\n")
-
 
 def append_line(path: Path, record: dict) -> int:
     """Append one JSON line, flushed to disk; returns the file's new length in bytes."""
@@ -94,22 +91,17 @@ def _stats(values) -> dict:
 class Evolution:
     """One run: the CMA-ES over genotypes, its log and checkpoints, and the best so far."""
 
-    def __init__(self, config: dict, out: Path, executor, progress: bool = False):
-        from gee_ref.evolution import fitness
-        from gee_ref.evolution.genome import starting_genome
-        from gee_ref.evolution.individual import EvaluationSettings
-        from gee_ref.train import build
-
+    def __init__(self, config: dict, out: Path, executor, data_file, progress: str = "off"):
         self.config, self.out, self.executor, self.progress = config, Path(out), executor, progress
         c = config
-        template_model = build({"arch": c["arch"], "genetic": True, "genes": c["genes"],
+        template_model = build_from_config({"arch": c["arch"], "genetic": True, "genes": c["genes"],
                                 "num_classes": c["num_classes"], "image_shape": c["image_shape"],
                                 "time_steps": c["time_steps"], "seed": 0, "device": "cpu"})
         self.start = starting_genome(template_model)
         self.n = self.start.vector.size
         alpha, beta, self.evolves = fitness.variant_weights(c["variant"], c["alpha"], c["beta"])
         self.settings = EvaluationSettings(
-            genome_template=self.start, data_path=str(data_path(c)), seed=c["seed"],
+            genome_template=self.start, data_path=str(data_file), seed=c["seed"],
             val_fraction=c["val_fraction"], eval_steps=c["eval_steps"], eval_epochs=c["eval_epochs"],
             batch_size=c["batch_size"], lr=c["eval_lr"], alpha=alpha, beta=beta, device=c["device"],
             tf32=bool(c.get("tf32")))
@@ -125,17 +117,12 @@ class Evolution:
         return self.out / name
 
     def new_cmaes(self):
-        from gee_ref.cmaes import CMAES
-
         popsize = self.config["popsize"] or None
         return CMAES(self.start.vector, self.config["sigma0"], popsize=popsize,
                      seed=backend.derive_seed(self.config["seed"], "cmaes"), diagonal=self.diagonal, backend="cpu")
 
     def begin(self) -> None:
         """Start at generation 0, or where the checkpoint says (cutting the log back to it)."""
-        from gee_ref.storage.checkpoint import load_checkpoint
-        from gee_ref.cmaes import CMAES
-
         log_bytes = 0
         if self.path(CHECKPOINT_NAME).exists():
             tensors, meta = load_checkpoint(self.path(CHECKPOINT_NAME))
@@ -170,8 +157,6 @@ class Evolution:
 
     def checkpoint(self, log_bytes: int) -> None:
         """CMA-ES file, then the checkpoint naming it (atomic each), then clean up."""
-        from gee_ref.storage.checkpoint import save_checkpoint
-
         cmaes_file = self._cmaes_name(self.generation)
         self.es.save(self.path(cmaes_file))
         best_meta = None if self.best is None else {k: v for k, v in self.best.items() if k != "vector"}
@@ -184,8 +169,6 @@ class Evolution:
         self._remove_stale_cmaes_files()
 
     def _save_best_genome(self) -> None:
-        from gee_ref.evolution.genome import save_genome
-
         genome = self.start.with_vector(self.best["vector"])
         facts = {k: v for k, v in self.best.items() if k != "vector"}
         save_genome(self.path(BEST_GENOME_NAME), genome, extra={**facts, "seed": self.config["seed"],
@@ -197,39 +180,28 @@ class Evolution:
         return not self.evolves or self.generation >= self.config["generations"] or self.stopped is not None
 
     def run(self) -> None:
-        """Evolve generation by generation until the budget or a CMA-ES stop criterion."""
-        bar = self._bar(total=self.config["generations"], initial=self.generation, desc="generations",
-                        unit="gen", position=0, leave=True)
-        try:
+        """Evolve generation by generation until the budget or a CMA-ES stop criterion; one line
+        per generation on stdout (``generation_line``)."""
+        with Progress(self.config["generations"], "generations", "generation", self.progress,
+                      every_seconds=math.inf) as shown:
+            shown.update(self.generation)
             while not self.finished:
                 record = self.step()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(best_loss=f"{self.best['loss']:.4f}" if self.best else "-")
-                self._say(self._summary_line(record))
-        finally:
-            if bar is not None:
-                bar.close()
+                shown.update(1, best_loss=self.best["loss"] if self.best else "-")
+                if self.progress == "bar":
+                    shown.write(self.generation_line(record), file=sys.stdout)
+                else:
+                    print(self.generation_line(record), flush=True)
 
     def step(self) -> dict:
         """One generation: ask, evaluate (on the executor), tell, log, checkpoint."""
-        from gee_ref.evolution.individual import IndividualTask, evaluate_individual
-
         started = time.perf_counter()
         generation = self.generation
         X = self.es.ask()
         X_host = numpy.asarray(backend.to_host(X), dtype=numpy.float64)
         tasks = [IndividualTask(self.settings, X_host[i].copy(), generation, i) for i in range(X_host.shape[0])]
-        bar = self._bar(total=len(tasks), desc=f"generation {generation}", unit="ind", position=1, leave=False)
-
-        def arrived(i, result):
-            if bar is not None:
-                bar.update(1)
-        try:
-            results = self.executor.map(evaluate_individual, tasks, on_result=arrived)
-        finally:
-            if bar is not None:
-                bar.close()
+        with Progress(len(tasks), f"generation {generation}", "individual", self.progress) as shown:
+            results = self.executor.map(evaluate_individual, tasks, on_result=lambda i, result: shown.update(1))
         f = numpy.array([r["fitness"] if not r["nonfinite"] else math.nan for r in results])
         self.es.tell(X, f)
         self._update_best(results, X_host, generation)
@@ -263,8 +235,6 @@ class Evolution:
         after the update and of the generation's best; the CMA-ES step size and cond(C);
         nonfinite individuals; every individual's numbers; wall time.
         """
-        from gee_ref.evolution.fitness import dynamic_lambda
-
         L = self.start.num_layers
         finite = [r for r in results if not r["nonfinite"]]
         gen_best = min(finite, key=lambda r: r["fitness"]) if finite else None
@@ -272,7 +242,7 @@ class Evolution:
         return {
             "generation": generation,
             "evaluations": int(self.es.evaluations),
-            "lambda": dynamic_lambda(generation),
+            "lambda": fitness.dynamic_lambda(generation),
             "fitness": _stats([r["fitness"] for r in finite]),
             "loss": _stats([r["loss"] for r in finite]),
             "accuracy": _stats([r["accuracy"] for r in finite]),
@@ -296,7 +266,8 @@ class Evolution:
             "wall_seconds": seconds,
         }
 
-    def _summary_line(self, record) -> str:
+    def generation_line(self, record) -> str:
+        """The line a finished generation leaves: fitness, loss, regularisers, step size, time."""
         fit, loss = record["fitness"], record["loss"]
         best = record["best_so_far"]
         text = (f"generation {record['generation']}: fitness min {_fmt(fit['min'])} median {_fmt(fit['median'])}"
@@ -308,19 +279,6 @@ class Evolution:
         if record["stopped"]:
             text += f" | CMA-ES stopped: {', '.join(record['stopped'])}"
         return text
-
-    def _bar(self, **kwargs):
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
-        return tqdm(dynamic_ncols=True, **kwargs)
-
-    def _say(self, text: str) -> None:
-        if self.progress:
-            from tqdm.auto import tqdm
-            tqdm.write(text)
-        else:
-            print(text, flush=True)
 
     # --- the end ------------------------------------------------------------------------
     def best_genome(self):

@@ -1,10 +1,10 @@
 """Batch normalisation per channel in fused kernels (``batch_norm.cu``), DESIGN.md section 3.
 
 Same equations and return values as ``gee_ref.ops.batch_norm`` (its plain ``xp`` code and its
-docstring are the reference): ``forward`` returns ``(y, cache)`` with the cache layout
-``(x_hat, inv_std, gamma, has_beta, axes, count, training)`` that ``ops.batch_norm.forward``
-builds, and ``backward`` returns ``(grad_x, grad_gamma, grad_beta)``; so either backward runs
-after either forward. The running statistics are updated in place, as there.
+docstring are the reference): ``forward`` returns ``(y, cache)`` with the ``ops.batch_norm.Cache``
+that ``ops.batch_norm.forward`` builds, and ``backward`` returns ``(grad_x, grad_gamma,
+grad_beta)``; so either backward runs after either forward. The running statistics are updated
+in place, as there. One network only: a population's [N, P, C, ...] stays on the plain path.
 
 Kernel launches, x seen as [N, C, S] (S = H W, or 1 for [N, C]) and L lanes per channel:
 
@@ -27,13 +27,12 @@ import numpy
 
 from gee_ref import backend
 from gee_ref.kernels import compiler
+from gee_ref.ops.batch_norm import Cache
 
 #: a lane visits at least about this many values of its channel
 VALUES_PER_LANE = 32
 #: stage 1 aims at about this many threads in all (C L)
 STAGE_ONE_THREADS = 2**16
-#: the cache of ops.batch_norm.forward, field by field
-CACHE_LAYOUT = ("x_hat", "inv_std", "gamma", "has_beta", "axes", "count", "training")
 
 
 def lanes_for(count: int, channels: int) -> int:
@@ -44,49 +43,40 @@ def lanes_for(count: int, channels: int) -> int:
 
 
 def _layout(x):
-    """(N, C, S, reduced axes) of an [N, C] or [N, C, H, W] array."""
+    """(N, C, S) of an [N, C] or [N, C, H, W] array."""
     if x.ndim == 2:
-        return x.shape[0], x.shape[1], 1, (0,)
+        return x.shape[0], x.shape[1], 1
     if x.ndim == 4:
-        return x.shape[0], x.shape[1], x.shape[2] * x.shape[3], (0, 2, 3)
+        return x.shape[0], x.shape[1], x.shape[2] * x.shape[3]
     raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W], got shape {tuple(x.shape)}")
 
 
 def handles(x, gamma, beta, running_mean=None, running_var=None, training=True) -> bool:
-    """Whether ``forward`` has a kernel for these arrays: gamma and beta of x's dtype (or None),
-    and in training mode the running statistics too (the kernel updates them in x's type)."""
+    """Whether ``forward`` has a kernel for these arrays: one network's [N, C] or [N, C, H, W],
+    gamma and beta of x's dtype (or None), and in training mode the running statistics too
+    (the kernel updates them in x's type)."""
     per_channel = (gamma, beta) + ((running_mean, running_var) if training else ())
-    return all(v is None or v.dtype == x.dtype for v in per_channel)
+    one_network = x.ndim in (2, 4) and all(v is None or v.ndim == 1 for v in per_channel)
+    return one_network and all(v is None or v.dtype == x.dtype for v in per_channel)
 
 
 def _check_cache(cache):
-    """The fields of an ops.batch_norm cache; a ValueError if it has another layout."""
-    layout_error = ValueError("fused batch_norm backward: the cache is not (" + ", ".join(CACHE_LAYOUT)
-                              + ") as ops.batch_norm.forward builds it")
-    if not isinstance(cache, tuple) or len(cache) != len(CACHE_LAYOUT):
-        raise layout_error
-    x_hat, inv_std, gamma, has_beta, axes, count, training = cache
-    if not hasattr(x_hat, "ndim") or x_hat.ndim not in (2, 4):
-        raise layout_error
-    _, channels, _, expected_axes = _layout(x_hat)
-    per_channel_ok = all(v is None or (hasattr(v, "shape") and tuple(v.shape) == (channels,))
-                         for v in (inv_std, gamma))
-    counts_ok = isinstance(count, int) and channels > 0 and count == x_hat.size // channels
-    if (inv_std is None or not per_channel_ok or has_beta not in (True, False) or axes != expected_axes
-            or not counts_ok or training not in (True, False)):
-        raise layout_error
+    """The fields of an ops.batch_norm cache of one network; a ValueError for anything else."""
+    if not isinstance(cache, Cache) or getattr(cache.x_hat, "ndim", None) not in (2, 4) or cache.inv_std.ndim != 1:
+        raise ValueError("fused batch_norm backward needs the ops.batch_norm.Cache of one network")
     return cache
 
 
 def handles_cache(cache) -> bool:
     """Whether ``backward`` has a kernel for this cache: inv_std and gamma of x_hat's dtype.
     A cache of another layout than ops.batch_norm's is a ValueError, not a quiet False."""
-    x_hat, inv_std, gamma = _check_cache(cache)[:3]
+    cache = _check_cache(cache)
+    x_hat, inv_std, gamma = cache.x_hat, cache.inv_std, cache.gamma
     return inv_std.dtype == x_hat.dtype and (gamma is None or gamma.dtype == x_hat.dtype)
 
 
 def _check_forward_arguments(x, gamma, beta, running_mean, running_var, training):
-    batch, channels, spatial, axes = _layout(x)
+    batch, channels, spatial = _layout(x)
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                     ("running_var", running_var)):
         if v is not None and tuple(v.shape) != (channels,):
@@ -101,7 +91,7 @@ def _check_forward_arguments(x, gamma, beta, running_mean, running_var, training
         raise ValueError("batch_norm in training mode needs more than one value per channel")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
-    return batch, channels, spatial, axes
+    return batch, channels, spatial
 
 
 def _lane_partials(kernel_name, inputs, batch, channels, spatial):
@@ -142,7 +132,7 @@ def _training_statistics(x, batch, channels, spatial, running_mean, running_var,
 
 def forward(x, gamma, beta, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
     """y and the cache of ``ops.batch_norm.forward``, by the kernels of ``batch_norm.cu``."""
-    batch, channels, spatial, axes = _check_forward_arguments(x, gamma, beta, running_mean, running_var,
+    batch, channels, spatial = _check_forward_arguments(x, gamma, beta, running_mean, running_var,
                                                               training)
     xp = backend.get_array_module(x)
     x = xp.ascontiguousarray(x)
@@ -161,8 +151,7 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True, 
     compiler.launch(run, x.size, (x, mean, inv_std, gamma_c, beta_c, x_hat, y, numpy.int64(x.size),
                                   numpy.int64(channels), numpy.int64(spatial),
                                   numpy.int32(gamma is not None), numpy.int32(beta is not None)))
-    cache = (x_hat, inv_std, gamma, beta is not None, axes, count, training)
-    return y, cache
+    return y, Cache(x_hat, inv_std, gamma, beta is not None, count, training)
 
 
 def _gradient_totals(dy, x_hat, inv_std, gamma, batch, channels, spatial):
@@ -186,10 +175,10 @@ def backward(grad, cache):
     """
     if not handles_cache(cache):
         raise ValueError("fused batch_norm backward needs inv_std and gamma of x_hat's dtype")
-    x_hat, inv_std, gamma, has_beta, _, _, training = cache
+    x_hat, inv_std, gamma, has_beta, training = cache.x_hat, cache.inv_std, cache.gamma, cache.has_beta, cache.training
     if tuple(grad.shape) != tuple(x_hat.shape):
         raise ValueError(f"batch_norm backward: grad has shape {tuple(grad.shape)}, expected {tuple(x_hat.shape)}")
-    batch, channels, spatial, _ = _layout(x_hat)
+    batch, channels, spatial = _layout(x_hat)
     xp = backend.get_array_module(x_hat)
     x_hat = xp.ascontiguousarray(x_hat)
     dy = xp.ascontiguousarray(grad, dtype=x_hat.dtype)

@@ -21,8 +21,11 @@ def element_strides(array) -> tuple:
     return tuple(numpy.int64(s // array.itemsize) for s in array.strides)
 
 
-def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0):
-    """im2col of an input laid out [C, N, H, W]: cols [C*kh*kw, N*Ho*Wo], contiguous."""
+def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False):
+    """im2col of an input laid out [C, N, H, W]: cols [C*kh*kw, N*Ho*Wo], contiguous.
+
+    ``scratch`` is accepted for the plain gather's signature and ignored: on the GPU, CuPy's
+    memory pool already reuses the columns' memory."""
     if x_cnhw.ndim != 4:
         raise ValueError(f"channel-major im2col input must be [C, N, H, W], got shape {tuple(x_cnhw.shape)}")
     xp = backend.get_array_module(x_cnhw)

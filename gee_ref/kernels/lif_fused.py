@@ -1,9 +1,9 @@
 """LIF over all T steps in one kernel each way (``lif.cu``), hard reset (DESIGN.md section 3).
 
 Same equations, order of operations and return values as ``gee_ref.ops.lif`` (its plain
-``xp`` code is the reference): ``forward`` returns ``(spikes, cache)`` with the very cache
-``ops.lif.forward`` builds, ``backward`` returns ``(grad_x,)``; so either backward runs
-after either forward. Only the hard (Heaviside) spike and the three registered surrogates
+``xp`` code is the reference): ``forward`` returns ``(spikes, cache)`` with the very
+``ops.lif.Cache`` that ``ops.lif.forward`` builds, ``backward`` returns ``(grad_x,)``; so either
+backward runs after either forward. Only the hard (Heaviside) spike and the three registered surrogates
 (sigmoid, atan, rectangular) have a kernel; the soft spike stays on the plain path.
 
 Every [T, N, ...] array is handed to the kernel contiguous, as [T, M] with M = N * ...;
@@ -16,6 +16,7 @@ import numpy
 from gee_ref import backend
 from gee_ref.kernels import compiler
 from gee_ref.ops import surrogate as surrogates
+from gee_ref.ops.lif import Cache, checked_arguments
 
 #: The surrogate numbers of lif.cu (SURROGATE_SIGMOID, ..._ATAN, ..._RECTANGULAR).
 SURROGATE_CODES = {"sigmoid": 0, "atan": 1, "rectangular": 2}
@@ -29,10 +30,9 @@ def surrogate_code(entry) -> int | None:
     return None
 
 
-def handles(cache) -> bool:
-    """Whether ``backward`` has a kernel for this cache: hard spikes and a known surrogate."""
-    _, _, _, _, sg, _, _, soft = cache
-    return not soft and surrogate_code(sg) is not None
+def handles(surrogate, soft) -> bool:
+    """Whether there is a kernel for this neuron: hard spikes and a surrogate lif.cu knows."""
+    return not soft and surrogate_code(surrogates.get(surrogate)) is not None
 
 
 def _time_major(array):
@@ -41,10 +41,11 @@ def _time_major(array):
     return steps, (array.size // steps if steps else 0)
 
 
-def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None, detach_reset=False):
+def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None, detach_reset=False,
+            soft=False):
     """Spikes [T, N, ...] and the cache of ``ops.lif.forward`` (hard reset), by ``lif_forward``."""
-    from gee_ref.ops.lif import checked_arguments
-
+    if not handles(surrogate, soft):
+        raise ValueError("the fused LIF needs hard spikes and the sigmoid, atan or rectangular surrogate")
     sg, alpha = checked_arguments(x_seq, tau, surrogate, alpha)
     xp = backend.get_array_module(x_seq)
     x = xp.ascontiguousarray(x_seq)
@@ -53,8 +54,7 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     run = compiler.kernel("lif.cu", "lif_forward", x.dtype)
     compiler.launch(run, neurons, (x, spikes, h_seq, numpy.int64(steps), numpy.int64(neurons),
                                    numpy.float64(tau), numpy.float64(v_th), numpy.float64(v_reset)))
-    cache = (h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, False)
-    return spikes, cache
+    return spikes, Cache(h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, False)
 
 
 def backward(grad, cache):
@@ -62,9 +62,10 @@ def backward(grad, cache):
 
     ``grad`` is taken in the dtype of the cached H (the kernel has one element type).
     """
-    if not handles(cache):
+    if cache.soft or surrogate_code(cache.surrogate) is None:
         raise ValueError("the fused LIF backward needs hard spikes and the sigmoid, atan or rectangular surrogate")
-    h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, _ = cache
+    h_seq, tau, v_th, v_reset = cache.h_seq, cache.tau, cache.v_th, cache.v_reset
+    sg, alpha, detach_reset = cache.surrogate, cache.alpha, cache.detach_reset
     if tuple(grad.shape) != tuple(h_seq.shape):
         raise ValueError(f"lif backward: grad has shape {tuple(grad.shape)}, expected {tuple(h_seq.shape)}")
     xp = backend.get_array_module(h_seq)

@@ -1,5 +1,4 @@
-"""Theoretical inference energy of a spiking network (paper eq. 17) and spike statistics
-(paper Table 3).
+"""Theoretical inference energy of a spiking network (paper eq. 17).
 
 Eq. 17, per input sample, over the conv and fully connected layers l = 1..L in order::
 
@@ -15,6 +14,11 @@ Eq. 17, per input sample, over the conv and fully connected layers l = 1..L in o
   over neurons and time steps, so ``T * fr_l * FLOPs_l`` is its number of ACs.
 * E_MAC = 4.6 pJ (32-bit float multiply-add) and E_AC = 0.9 pJ (32-bit float add) in 45 nm
   CMOS: M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014.
+
+Beside eq. 17, ``energy_report`` gives the cost of forming the genetic weights, which the
+paper notes raises the operation count: W = (X_out G) X_in^T of a genetic layer takes
+C_out*g*g + C_out*g*fan_in = C_out*g*(g + fan_in) MACs, once per inference pass (not per
+sample or time step), at E_MAC each.
 """
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from gee_ref import autograd, backend
 
 E_MAC = 4.6e-12  # joules per 32-bit float multiply-accumulate (Horowitz 2014, 45 nm)
 E_AC = 0.9e-12   # joules per 32-bit float accumulate (Horowitz 2014, 45 nm)
@@ -70,34 +73,22 @@ def energy_joules(layers, time_steps, e_mac=E_MAC, e_ac=E_AC):
     return breakdown.mac_joules + breakdown.ac_joules, breakdown
 
 
-def spikes_per_sample(spike_arrays, batch_size) -> float:
-    """Paper Table 3: all spikes of a batch (summed over layers, time steps and neurons)
-    divided by the number of samples in it. Arrays (or Tensors) of any layout, e.g. [T, N, ...]."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    return sum(_total(a) for a in _arrays(spike_arrays)) / batch_size
+def encoding_macs(genetic_layers) -> int:
+    """MACs of forming every genetic layer's W = (X_out G) X_in^T once: sum of C_out*g*(g + fan_in)."""
+    return sum(layer.out_features * layer.genes * (layer.genes + layer.fan_in) for layer in genetic_layers)
 
 
-def firing_rates(spike_arrays) -> list:
-    """The firing rate of each spiking layer: mean spikes per neuron per time step (per sample)."""
-    rates = []
-    for index, array in enumerate(_arrays(spike_arrays)):
-        if array.size == 0:
-            raise ValueError(f"spike array {index} is empty: no firing rate")
-        rates.append(_total(array) / array.size)
-    return rates
-
-
-def _arrays(spike_arrays) -> list:
-    arrays = [a.data if isinstance(a, autograd.Tensor) else a for a in spike_arrays]
-    if not arrays:
-        raise ValueError("no spike arrays given")
-    return arrays
-
-
-def _total(array) -> float:
-    xp = backend.get_array_module(array)
-    return float(xp.sum(array, dtype=xp.float64))
+def energy_report(macs, input_rates, time_steps, genetic_layers=()) -> dict:
+    """Paper eq. 17 over the weight layers, in joules and millijoules, with its inputs; and the
+    once-per-pass cost of forming the genetic weights (module docstring)."""
+    joules, parts = energy_joules(list(zip(macs, input_rates)), time_steps)
+    forming = encoding_macs(genetic_layers)
+    return {"joules": float(joules), "millijoules": float(joules) * 1e3, "time_steps": time_steps,
+            "mac_joules": parts.mac_joules, "ac_joules": parts.ac_joules,
+            "mac_operations": parts.mac_operations, "ac_operations": parts.ac_operations,
+            "layers": [{"macs_per_sample_per_step": m, "input_rate": r, "joules": j}
+                       for m, r, j in zip(macs, input_rates, parts.per_layer_joules)],
+            "encoding_macs_per_pass": forming, "encoding_joules_per_pass": E_MAC * forming}
 
 
 def _nonnegative(name: str, value) -> float:

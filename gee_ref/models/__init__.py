@@ -85,4 +85,18 @@ def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_c
     return model
 
 
-__all__ = ["ARCHITECTURES", "ArchSpec", "build_model"]
+def build_from_config(config: dict, genetic=None):
+    """The network a run's settings describe, on their device: genetic, or with ``genetic=False``
+    the dense twin. ``config`` holds arch, genetic, genes, num_classes, image_shape [H, W, C],
+    time_steps, seed and device (optionally scope and share_encodings); the weights are drawn
+    from ``derive_seed(seed, "init")``, so a run, an evolution's individual and a resumed run
+    build the same network from the same settings."""
+    height, _, channels = config["image_shape"]
+    return build_model(config["arch"], genetic=config["genetic"] if genetic is None else genetic,
+                       genes=config["genes"], num_classes=config["num_classes"], in_channels=channels,
+                       image_size=height, time_steps=config["time_steps"], scope=config.get("scope"),
+                       share_encodings=config.get("share_encodings", False),
+                       seed=backend.derive_seed(config["seed"], "init"), device=config["device"])
+
+
+__all__ = ["ARCHITECTURES", "ArchSpec", "build_from_config", "build_model"]

@@ -15,7 +15,8 @@ needs out_l == in_{l+1} (X_out^l is [out_l, g], X_in^{l+1} must be [in_{l+1}, g]
 Initialisation (eq. 9): the entries of X_out and X_in are drawn from N(0, sigma_l) truncated
 to [-2 sigma_l, 2 sigma_l], one sigma_l per layer; G starts as the identity (reconstruction:
 the paper does not say). The default sigma_l gives W the Kaiming-normal variance
-(``gee_ref.init.kaiming.kaiming_sigma``). A layer whose X_in is chained draws only its X_out.
+(``default_sigmas``, from ``gee_ref.init.kaiming.kaiming_sigma``). A layer whose X_in is chained
+draws only its X_out.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numbers
 from gee_ref import backend
 from gee_ref.autograd import functional
 from gee_ref.init.kaiming import kaiming_sigma
+from gee_ref.init.truncnorm import truncated_normal
 from gee_ref.nn.module import Module, Parameter
 from gee_ref.nn.weight_layer import WeightLayer
 from gee_ref.ops import genetic_path
@@ -50,6 +52,20 @@ class GeneBank(Module):
 
     def extra_repr(self):
         return f"genes={self.genes}"
+
+
+def default_sigmas(layers, G, known=None) -> list:
+    """Eq. 9's calibrated sigma_l of each genetic layer, in the given (forward) order: the value
+    that gives W = X_out G X_in^T the Kaiming-normal variance for this G
+    (``gee_ref.init.kaiming.kaiming_sigma``). A chained layer (eq. 3) depends on its source's
+    sigma: a source comes before the layers it feeds, or its sigma is in ``known`` (by id)."""
+    sigmas, by_layer = [], dict(known or {})
+    for layer in layers:
+        source = None if layer.owns_x_in else by_layer[id(layer.x_in_source)]
+        sigma = kaiming_sigma(layer.fan_in, G, sigma_in=source, bound=TRUNCATION_BOUND)
+        by_layer[id(layer)] = sigma
+        sigmas.append(sigma)
+    return sigmas
 
 
 class _GeneticLayer(WeightLayer):
@@ -84,16 +100,14 @@ class _GeneticLayer(WeightLayer):
         """False when X_in is the previous layer's X_out (eq. 3)."""
         return self.x_in_source is None
 
-    def default_sigma(self) -> float:
-        """The Kaiming-matching sigma_l for the current G (and the source layer's sigma if chained)."""
-        sigma_in = None if self.owns_x_in else self.x_in_source.sigma
-        return kaiming_sigma(self.fan_in, self.gene_bank.G.data, sigma_in=sigma_in, bound=TRUNCATION_BOUND)
-
     def initialise_encodings(self, rng, sigma: float | None = None) -> float:
-        """Draw X_out (and X_in unless chained) from eq. 9's truncated normal; returns sigma_l."""
-        from gee_ref.init.truncnorm import truncated_normal
+        """Draw X_out (and X_in unless chained) from eq. 9's truncated normal; returns sigma_l.
 
-        sigma = self.default_sigma() if sigma is None else float(sigma)
+        ``sigma=None``: the Kaiming-matching value for the current G (``default_sigmas``)."""
+        if sigma is None:
+            source = {} if self.owns_x_in else {id(self.x_in_source): self.x_in_source.sigma}
+            sigma = default_sigmas([self], self.gene_bank.G.data, source)[0]
+        sigma = float(sigma)
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
         targets = [self.x_out] + ([self.x_in] if self.owns_x_in else [])
@@ -106,12 +120,6 @@ class _GeneticLayer(WeightLayer):
     def weight(self):
         """W = X_out @ G @ X_in.T (eq. 1) as an array [C_out, fan_in] (for inspection, not training)."""
         return genetic_path.genetic_weight(self.x_out.data, self.gene_bank.G.data, self.x_in.data)
-
-    def own_parameter_count(self) -> int:
-        """Eq. 2 for this layer: g*(C_out + fan_in), or g*C_out when X_in is chained; plus a bias."""
-        count = self.x_out.size + (self.x_in.size if self.owns_x_in else 0)
-        bias = getattr(self, "b", None)
-        return count + (bias.size if bias is not None else 0)
 
     def factored_macs(self, input_hw=None) -> int:
         """MACs of the factored path X_out (G (X_in.T cols)) for one sample and one time step."""

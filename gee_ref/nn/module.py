@@ -116,10 +116,6 @@ class Module:
     def buffers(self):
         return [b for _, b in self.named_buffers()]
 
-    def parameter_count(self) -> int:
-        """Number of trainable numbers (shared Parameters counted once)."""
-        return int(sum(p.size for p in self.parameters()))
-
     # --- modes --------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from gee_ref import autograd, backend
 from gee_ref.autograd import functional
-from gee_ref.nn.genetic import GeneBank, _GeneticLayer
+from gee_ref.nn.genetic import GeneBank, _GeneticLayer, default_sigmas
 from gee_ref.nn.lif import lif_modules, set_soft_lif, set_time_steps
 from gee_ref.nn.module import Module
 from gee_ref.nn.time import repeat_time, split_time
@@ -35,6 +35,7 @@ class SpikingNetwork(Module):
 
     def _finish(self, time_steps: int, arch: str, config: dict) -> None:
         self.arch, self.config = arch, dict(config)
+        self.population_size = None  # P for a stacked population (gee_ref.nn.population)
         self.set_time_steps(time_steps)
 
     # --- structure ----------------------------------------------------------------------
@@ -73,29 +74,12 @@ class SpikingNetwork(Module):
         set_soft_lif(self, soft)
 
     # --- eq. 9 --------------------------------------------------------------------------
-    def default_sigmas(self) -> list:
-        """The Kaiming-matching sigma_l of every genetic layer for the current G (forward order).
-
-        Chained layers (eq. 3) depend on their source's sigma, so the list is computed in order
-        from the defaults of the layers before.
-        """
-        from gee_ref.init.kaiming import kaiming_sigma
-        from gee_ref.nn.genetic import TRUNCATION_BOUND
-
-        sigmas, by_layer = [], {}
-        for layer in self.genetic_layers():
-            source = None if layer.owns_x_in else by_layer[id(layer.x_in_source)]
-            sigma = kaiming_sigma(layer.fan_in, self.genes.G.data, sigma_in=source, bound=TRUNCATION_BOUND)
-            by_layer[id(layer)] = sigma
-            sigmas.append(sigma)
-        return sigmas
-
     def initialise_encodings(self, rng, sigmas=None) -> list:
         """Draw every genetic layer's encodings (eq. 9) with ``sigmas`` (default: Kaiming-matching)."""
         layers = self.genetic_layers()
         if not layers:
             raise ValueError("this network has no genetic layers")
-        sigmas = self.default_sigmas() if sigmas is None else [float(s) for s in sigmas]
+        sigmas = default_sigmas(layers, self.genes.G.data) if sigmas is None else [float(s) for s in sigmas]
         if len(sigmas) != len(layers):
             raise ValueError(f"need {len(layers)} sigmas (one per genetic layer), got {len(sigmas)}")
         return [layer.initialise_encodings(rng, s) for layer, s in zip(layers, sigmas)]
@@ -109,7 +93,8 @@ class SpikingNetwork(Module):
         return autograd.Tensor(xp.asarray(data, dtype=self.dtype))
 
     def forward(self, x):
-        """Images [N, C, H, W] (Tensor or array) -> logits [N, classes], the mean over T steps."""
+        """Images [N, C, H, W] (Tensor or array) -> logits [N, classes], the mean over T steps
+        (a population's [N, P, classes])."""
         x = self._as_input(x)
         if x.ndim != 4:
             raise ValueError(f"{self.arch} expects images [N, C, H, W], got shape {tuple(x.shape)}")

@@ -30,7 +30,7 @@ class GlobalAvgPool2d(Module):
 
 
 class Flatten(Module):
-    """[N, ...] -> [N, prod(...)]."""
+    """[..., C, H, W] -> [..., C*H*W]: a feature map flattened for the fully connected head."""
 
     def forward(self, x):
-        return functional.flatten(x, start_dim=1)
+        return functional.flatten(x, start_dim=-3)

@@ -55,12 +55,17 @@ class WeightLayer(Module):
         self.out_features = self.out_channels
 
     def _observe(self, x) -> None:
-        """Keep the input's mean (on its device) and spatial size when recording."""
+        """Keep the input's mean (on its device) and spatial size when recording.
+
+        A population's input [N, P, ...] gets one mean per individual, [P]."""
         if not self.recording:
             return
         data = x.data if hasattr(x, "data") else x
-        self.last_input_mean = data.mean()
-        self.last_input_hw = tuple(data.shape[2:]) if data.ndim == 4 else None
+        base = 4 if self.kernel_size is not None else 2  # [N, C, H, W] or [N, features]
+        per_individual = data.ndim == base + 1
+        self.last_input_mean = (data.mean(axis=(0,) + tuple(range(2, data.ndim))) if per_individual
+                                else data.mean())
+        self.last_input_hw = tuple(data.shape[-2:]) if self.kernel_size is not None else None
 
     @property
     def last_input_rate(self) -> float | None:

@@ -1,9 +1,16 @@
 """y = a + b (broadcasting); dy/da = dy/db = 1."""
+from typing import NamedTuple
+
 from gee_ref.ops.broadcast import unbroadcast
 
 
+class Cache(NamedTuple):
+    a_shape: object
+    b_shape: object
+
+
 def forward(a, b):
-    return a + b, (a.shape, b.shape)
+    return a + b, Cache(a.shape, b.shape)
 
 
 def backward(grad, cache):

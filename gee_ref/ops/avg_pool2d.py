@@ -8,12 +8,24 @@ x_pad is x with `padding` zeros on each side, and the zeros count in the mean
 
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
 batch, never over pixels. The window helpers here are shared with max_pool2d.
+A population's activations [N, P, C, H, W] (DESIGN.md section 2) pool the same way: the
+windows slide over the last two axes, whatever comes before them.
 """
 from __future__ import annotations
 
 import operator
+from typing import NamedTuple
 
 from gee_ref import backend
+
+
+class Cache(NamedTuple):
+    x_shape: tuple
+    pad_shape: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    out: tuple
 
 
 def _pair(value, name, minimum):
@@ -30,16 +42,17 @@ def _pair(value, name, minimum):
 
 def window_geometry(x_shape, kernel_size, stride, padding):
     """(kernel, stride, padding, output size) as pairs, validated like PyTorch's pools."""
-    if len(x_shape) != 4:
-        raise ValueError(f"pooling expects x of shape [N, C, H, W], got shape {tuple(x_shape)}")
+    if len(x_shape) not in (4, 5):
+        raise ValueError(f"pooling expects x of shape [N, C, H, W] (or a population's [N, P, C, H, W]), "
+                         f"got shape {tuple(x_shape)}")
     kernel = _pair(kernel_size, "kernel_size", 1)
     stride = kernel if stride is None else _pair(stride, "stride", 1)
     padding = _pair(padding, "padding", 0)
     if any(2 * p > k for p, k in zip(padding, kernel)):
         raise ValueError(f"pool padding {padding} must be at most half the kernel size {kernel}")
-    out = tuple((size + 2 * p - k) // s + 1 for size, k, s, p in zip(x_shape[2:], kernel, stride, padding))
+    out = tuple((size + 2 * p - k) // s + 1 for size, k, s, p in zip(x_shape[-2:], kernel, stride, padding))
     if min(out) < 1:
-        raise ValueError(f"pool kernel {kernel} is larger than the padded input {tuple(x_shape[2:])}")
+        raise ValueError(f"pool kernel {kernel} is larger than the padded input {tuple(x_shape[-2:])}")
     return kernel, stride, padding, out
 
 
@@ -49,23 +62,22 @@ def pad(x, padding, value):
         return x
     xp = backend.get_array_module(x)
     (ph, pw) = padding
-    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
+    return xp.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph), (pw, pw)), mode="constant", constant_values=value)
 
 
 def crop(x_pad, padding, size):
     """Undo pad: the [H, W] interior of x_pad."""
     (ph, pw), (h, w) = padding, size
-    return x_pad[:, :, ph:ph + h, pw:pw + w]
+    return x_pad[..., ph:ph + h, pw:pw + w]
 
 
 def window_offsets(kernel, stride, out):
     """Yield, for each kernel offset (a, b) in row-major order, the slice of x_pad that
-    holds x_pad[:, :, i*sh + a, j*sw + b] for every output position (i, j)."""
+    holds x_pad[..., i*sh + a, j*sw + b] for every output position (i, j)."""
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out
     for a in range(kh):
         for b in range(kw):
-            yield (slice(None), slice(None), slice(a, a + sh * (oh - 1) + 1, sh),
-                   slice(b, b + sw * (ow - 1) + 1, sw))
+            yield (Ellipsis, slice(a, a + sh * (oh - 1) + 1, sh), slice(b, b + sw * (ow - 1) + 1, sw))
 
 
 def forward(x, kernel_size, stride=None, padding=0):
@@ -75,7 +87,7 @@ def forward(x, kernel_size, stride=None, padding=0):
     for window in window_offsets(kernel, stride, out):
         total = x_pad[window] if total is None else total + x_pad[window]
     y = total / (kernel[0] * kernel[1])
-    return y, (x.shape, x_pad.shape, kernel, stride, padding, out)
+    return y, Cache(x.shape, x_pad.shape, kernel, stride, padding, out)
 
 
 def backward(grad, cache):
@@ -85,4 +97,4 @@ def backward(grad, cache):
     share = grad / (kernel[0] * kernel[1])
     for window in window_offsets(kernel, stride, out):
         grad_pad[window] += share  # within one offset the slice's positions are distinct
-    return (crop(grad_pad, padding, x_shape[2:]),)
+    return (crop(grad_pad, padding, x_shape[-2:]),)

@@ -24,20 +24,41 @@ Since sum(dx_hat) = gamma dbeta and sum(dx_hat x_hat) = gamma dgamma, the traini
 which backward evaluates: the two per-channel sums once (``einsum``, no product array), then
 three passes over dy and x_hat. gamma or beta may be None (no affine scale or shift; the
 sums are still those of dy and dy x_hat).
+
+A population (DESIGN.md section 2) normalises each individual's channels on their own: x
+[N, P, C] or [N, P, C, H, W] with gamma, beta and the running statistics [P, C]. The lines
+above then hold per unit (p, c) instead of per channel c; the unit axes are those of gamma
+(or of the running statistics), right after the batch axis.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-from gee_ref import backend, kernels
+from gee_ref import backend
 
 
-def _reduce_axes(x):
-    if x.ndim == 2:
-        return (0,)
-    if x.ndim == 4:
-        return (0, 2, 3)
-    raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W], got shape {tuple(x.shape)}")
+class Cache(NamedTuple):
+    x_hat: object
+    inv_std: object  # per unit: [C], or [P, C] for a population
+    gamma: object
+    has_beta: bool
+    count: int       # values per unit, n
+    training: bool
+
+
+def _units(x, **vectors) -> tuple:
+    """The normalised units, (C,) or a population's (P, C): the shape of the per-unit vectors,
+    which follows x's batch axis; a ValueError for shapes that do not fit."""
+    given = {name: v for name, v in vectors.items() if v is not None}
+    units = tuple(next(iter(given.values())).shape) if given else tuple(x.shape[1:2])
+    if len(units) not in (1, 2) or x.ndim - len(units) not in (1, 3) or tuple(x.shape[1:1 + len(units)]) != units:
+        raise ValueError(f"batch_norm expects x of shape [N, C] or [N, C, H, W] (or [N, P, C, ...] with [P, C] "
+                         f"vectors for a population), got x {tuple(x.shape)} and vectors of shape {units}")
+    for name, v in given.items():
+        if tuple(v.shape) != units:
+            raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected {units}")
+    return units
 
 
 def _channel_sums(a, b=None):
@@ -49,29 +70,29 @@ def _channel_sums(a, b=None):
 
 
 def _per_channel(v, ndim):
-    """A [C] vector shaped to broadcast against x: [1, C] or [1, C, 1, 1]."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
+    """A [C] (or [P, C]) vector shaped to broadcast against x: [1, C], [1, C, 1, 1] (or [1, P, C, ...])."""
+    return v.reshape((1,) + tuple(v.shape) + (1,) * (ndim - 1 - v.ndim))
+
+
+def _unit_sums(a, b, units):
+    """``_channel_sums`` per unit: a population's [N, P, C, ...] seen as [N, P*C, ...] (a view)."""
+    if len(units) == 1:
+        return _channel_sums(a, b)
+    merged = (a.shape[0], math.prod(units)) + tuple(a.shape[1 + len(units):])
+    return _channel_sums(a.reshape(merged), None if b is None else b.reshape(merged)).reshape(units)
 
 
 def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
             momentum=0.1, eps=1e-5):
-    if kernels.applies(x):  # the fused CUDA kernels of gee_ref/kernels/batch_norm.cu
-        from gee_ref.kernels import batch_norm_fused
-        if batch_norm_fused.handles(x, gamma, beta, running_mean, running_var, training):
-            return batch_norm_fused.forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     xp = backend.get_array_module(x)
-    axes = _reduce_axes(x)
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
-                    ("running_var", running_var)):
-        if v is not None and tuple(v.shape) != (x.shape[1],):
-            raise ValueError(f"batch_norm: {name} has shape {tuple(v.shape)}, expected ({x.shape[1]},)")
-    count = x.size // x.shape[1]
+    units = _units(x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
+    count = x.size // math.prod(units)
     if training:
         if count < 2:
             raise ValueError("batch_norm in training mode needs more than one value per channel")
-        mean = _channel_sums(x) / count
+        mean = _unit_sums(x, None, units) / count
         x_hat = x - _per_channel(mean, x.ndim)  # x - mu, centred once; scaled to x_hat below
-        var = _channel_sums(x_hat, x_hat) / count  # mean((x - mu)^2), biased
+        var = _unit_sums(x_hat, x_hat, units) / count  # mean((x - mu)^2), biased
         if running_mean is not None:
             running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean
         if running_var is not None:
@@ -90,19 +111,14 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
         y = x_hat * _per_channel(gamma, x.ndim)  # gamma x_hat, a new array: backward keeps x_hat
         if beta is not None:
             y += _per_channel(beta, x.ndim)  # y = gamma x_hat + beta
-    cache = (x_hat, inv_std, gamma, beta is not None, axes, count, training)
-    return y, cache
+    return y, Cache(x_hat, inv_std, gamma, beta is not None, count, training)
 
 
 def backward(grad, cache):
-    if kernels.applies(cache[0]):
-        from gee_ref.kernels import batch_norm_fused
-        if batch_norm_fused.handles_cache(cache):
-            return batch_norm_fused.backward(grad, cache)
-    x_hat, inv_std, gamma, has_beta, axes, count, training = cache
-    ndim = x_hat.ndim
-    sum_grad = _channel_sums(grad)               # dbeta
-    sum_grad_x_hat = _channel_sums(grad, x_hat)  # dgamma
+    x_hat, inv_std, gamma, has_beta, count, training = cache
+    ndim, units = x_hat.ndim, tuple(inv_std.shape)
+    sum_grad = _unit_sums(grad, None, units)         # dbeta
+    sum_grad_x_hat = _unit_sums(grad, x_hat, units)  # dgamma
     scale = inv_std if gamma is None else gamma * inv_std
     grad_x = grad * _per_channel(scale, ndim)    # eval: dx = gamma dy / sqrt(var + eps)
     if training:  # dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)

@@ -22,25 +22,43 @@ Only x is kept for backward; cols is recomputed there (in the reused scratch buf
 dcols is never formed: dx is the correlation of dY (materialised; kernel W) or of
 dP = G.T @ X_out.T @ dY (factored; kernel X_in.T), either viewed [*, C_in, kh, kw] and flipped
 (``gee_ref.ops.conv2d.input_gradient``).
+
+A population (DESIGN.md section 2): encodings and G with a leading axis P, activations
+x [N, P, C_in, H, W] -> y [N, P, C_out, Ho, Wo] (or one x [N, C_in, H, W] read by every
+individual, e.g. the images at the first layer), each individual computing the lines above
+with its own numbers. ``gather`` is the im2col/col2im implementation (``gee_ref.ops.im2col``).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gee_ref.ops import genetic_path
 from gee_ref.ops.conv2d import input_gradient
-from gee_ref.ops.im2col import as_pair, conv_geometry, im2col, nchw_to_rows, rows_to_nchw
+from gee_ref.ops.im2col import PLAIN, as_pair, conv_geometry, im2col, merged_shape, nchw_to_rows, rows_to_nchw
 
 
-def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto"):
+class Cache(NamedTuple):
+    product: tuple  # genetic_path.Materialised or Factored
+    x: object
+    kernel: tuple
+    stride: object
+    padding: object
+    gather: object
+
+
+def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto", gather=PLAIN):
     kernel = as_pair(kernel_size, "kernel_size")
-    *_, out = conv_geometry(x.shape, kernel, stride, padding)
-    genetic_path.check_encodings(x_out, g, x_in, x.shape[1] * kernel[0] * kernel[1])
-    y_rows, product_cache = genetic_path.product_forward(im2col(x, kernel, stride, padding, scratch=True),
-                                                          x_out, g, x_in, path)
-    return rows_to_nchw(y_rows, x.shape[0], out), (product_cache, x, kernel, stride, padding)
+    *_, out = conv_geometry(merged_shape(x.shape), kernel, stride, padding)
+    genetic_path.check_encodings(x_out, g, x_in, x.shape[-3] * kernel[0] * kernel[1])
+    cols = im2col(x, kernel, stride, padding, scratch=True, gather=gather)
+    y_rows, product_cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
+    return rows_to_nchw(y_rows, x.shape[0], out), Cache(product_cache, x, kernel, stride, padding, gather)
 
 
 def backward(grad, cache):
-    product_cache, x, kernel, stride, padding = cache
-    weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(
-        nchw_to_rows(grad), product_cache, im2col(x, kernel, stride, padding, scratch=True))
-    return input_gradient(d_rows, weight_rows, x.shape, kernel, stride, padding), dx_out, dg, dx_in
+    cols = im2col(cache.x, cache.kernel, cache.stride, cache.padding, scratch=True, gather=cache.gather)
+    weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(nchw_to_rows(grad), cache.product,
+                                                                                  cols)
+    dx = input_gradient(d_rows, weight_rows, cache.x.shape, cache.kernel, cache.stride, cache.padding,
+                        gather=cache.gather)
+    return dx, dx_out, dg, dx_in

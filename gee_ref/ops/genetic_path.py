@@ -24,21 +24,42 @@ dcols = X_in @ dP, with dQ = X_out.T @ dY and dP = G.T @ dQ.
 
 Costs are counted in multiply-adds (MACs): an [a, b] @ [b, c] product is a*b*c of them.
 ``path="auto"`` takes the path with fewer forward + backward MACs for the call at hand (ties
-go to "materialised"; see ``choose_path``). Eq. 2's parameter count lives here too, for the same reports.
+go to "materialised"; see ``choose_path``).
+
+A population of networks (DESIGN.md section 2) is a leading axis P of the encodings and G:
+X_out [P, C_out, g], G [P, g, g], X_in [P, fan_in, g], with columns [P, fan_in, M] or one
+[fan_in, M] shared by every individual. Every product above is then ``xp.matmul`` over that
+axis, with ``.T`` the swap of the last two axes (``_t``); no individual reads another's
+numbers, so each gradient is exactly its own. With shared columns, dcols is the sum over P.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 PATHS = ("materialised", "factored")
 
 
-def parameter_count(c_out: int, fan_in: int, genes: int) -> int:
-    """Eq. 2: a genetic layer holds g*(C_out + fan_in) numbers (plus g*g once per network for G)."""
-    return genes * (c_out + fan_in)
+class Materialised(NamedTuple):
+    """What the materialised path keeps for backward: the encodings, A = X_out G and W."""
+    x_out: object
+    g: object
+    x_in: object
+    a: object
+    w: object
 
 
-def dense_parameter_count(c_out: int, fan_in: int) -> int:
-    """The dense layer it replaces: C_out*fan_in weights (fan_in = C_in*kh*kw)."""
-    return c_out * fan_in
+class Factored(NamedTuple):
+    """What the factored path keeps for backward: the encodings, P = X_in.T cols and Q = G P."""
+    x_out: object
+    g: object
+    x_in: object
+    p: object
+    q: object
+
+
+def _t(a):
+    """The transpose of the last two axes (``a.T`` for a matrix, per individual for a stack)."""
+    return a.swapaxes(-1, -2)
 
 
 def dense_macs(c_out: int, fan_in: int, positions: int) -> int:
@@ -96,39 +117,46 @@ def choose_path(path: str, c_out: int, fan_in: int, genes: int, positions: int, 
 
 
 def check_encodings(x_out, g, x_in, fan_in: int) -> tuple[int, int]:
-    """A ValueError unless the shapes fit eq. 1 for this fan_in; returns (C_out, genes)."""
-    if x_out.ndim != 2 or g.ndim != 2 or x_in.ndim != 2:
-        raise ValueError(f"genetic layer needs 2-D x_out, g, x_in; got shapes "
-                         f"{tuple(x_out.shape)}, {tuple(g.shape)}, {tuple(x_in.shape)}")
-    genes = g.shape[0]
-    if g.shape != (genes, genes) or x_out.shape[1] != genes or x_in.shape[1] != genes:
-        raise ValueError(f"genetic layer needs x_out [C_out, g], g [g, g], x_in [fan_in, g]; got "
-                         f"{tuple(x_out.shape)}, {tuple(g.shape)}, {tuple(x_in.shape)}")
-    if x_in.shape[0] != fan_in:
-        raise ValueError(f"x_in has {x_in.shape[0]} rows but the layer's fan_in (C_in*kh*kw) is {fan_in}")
-    return x_out.shape[0], genes
+    """A ValueError unless the shapes fit eq. 1 for this fan_in; returns (C_out, genes).
+
+    One network: x_out [C_out, g], g [g, g], x_in [fan_in, g]; a population: the same with
+    one leading axis P on all three."""
+    shapes = f"{tuple(x_out.shape)}, {tuple(g.shape)}, {tuple(x_in.shape)}"
+    if x_out.ndim not in (2, 3) or not x_out.ndim == g.ndim == x_in.ndim:
+        raise ValueError(f"genetic layer needs x_out [C_out, g], g [g, g], x_in [fan_in, g] (each with one "
+                         f"leading population axis P, or none); got shapes {shapes}")
+    population, genes = tuple(g.shape[:-2]), g.shape[-1]
+    if (g.shape[-2] != genes or x_out.shape[-1] != genes or x_in.shape[-1] != genes
+            or x_out.shape[:-2] != population or x_in.shape[:-2] != population):
+        raise ValueError(f"genetic layer needs x_out [C_out, g], g [g, g], x_in [fan_in, g]; got {shapes}")
+    if x_in.shape[-2] != fan_in:
+        raise ValueError(f"x_in has {x_in.shape[-2]} rows but the layer's fan_in (C_in*kh*kw) is {fan_in}")
+    return x_out.shape[-2], genes
 
 
 def genetic_weight(x_out, g, x_in):
     """Eq. 1: W = X_out @ G @ X_in.T, [C_out, fan_in] (evaluated as (X_out @ G) @ X_in.T)."""
-    return (x_out @ g) @ x_in.T
+    return (x_out @ g) @ _t(x_in)
 
 
 def product_forward(cols, x_out, g, x_in, path="auto"):
     """Y = X_out @ G @ X_in.T @ cols, [C_out, M], by the chosen path; returns (Y, cache).
 
     The cache does not hold cols (a convolution's columns are kh*kw times its input): the
-    caller keeps what it needs to hand cols to ``product_backward`` again.
+    caller keeps what it needs to hand cols to ``product_backward`` again. A population's
+    cols are [P, fan_in, M], or [fan_in, M] shared by every individual.
     """
-    c_out, genes = check_encodings(x_out, g, x_in, cols.shape[0])
-    path = choose_path(path, c_out, cols.shape[0], genes, cols.shape[1])
+    c_out, genes = check_encodings(x_out, g, x_in, cols.shape[-2])
+    if cols.ndim not in (2, x_out.ndim) or cols.shape[:-2] not in ((), x_out.shape[:-2]):
+        raise ValueError(f"columns of shape {tuple(cols.shape)} do not fit encodings of shape {tuple(x_out.shape)}")
+    path = choose_path(path, c_out, cols.shape[-2], genes, cols.shape[-1])
     if path == "materialised":
         a = x_out @ g
-        w = a @ x_in.T
-        return w @ cols, (path, x_out, g, x_in, a, w)
-    p = x_in.T @ cols
+        w = a @ _t(x_in)
+        return w @ cols, Materialised(x_out, g, x_in, a, w)
+    p = _t(x_in) @ cols
     q = g @ p
-    return x_out @ q, (path, x_out, g, x_in, p, q)
+    return x_out @ q, Factored(x_out, g, x_in, p, q)
 
 
 def product_backward_parts(grad, cache, cols):
@@ -137,19 +165,19 @@ def product_backward_parts(grad, cache, cols):
     materialised: weight_rows = W, d_rows = dY;  factored: weight_rows = X_in.T, d_rows = dP.
     A stride-1 convolution turns that last product into a flipped-kernel correlation instead.
     """
-    path, x_out, g, x_in, first, second = cache
-    if path == "materialised":
-        a, w = first, second
-        dw = grad @ cols.T
-        b = dw @ x_in
-        return w, grad, b @ g.T, x_out.T @ b, dw.T @ a
-    p, q = first, second
-    dq = x_out.T @ grad
-    dp = g.T @ dq
-    return x_in.T, dp, grad @ q.T, dq @ p.T, cols @ dp.T
+    if isinstance(cache, Materialised):
+        dw = grad @ _t(cols)
+        b = dw @ cache.x_in
+        return cache.w, grad, b @ _t(cache.g), _t(cache.x_out) @ b, _t(dw) @ cache.a
+    dq = _t(cache.x_out) @ grad
+    dp = _t(cache.g) @ dq
+    return _t(cache.x_in), dp, grad @ _t(cache.q), dq @ _t(cache.p), cols @ _t(dp)
 
 
 def product_backward(grad, cache, cols):
-    """Gradients (dcols, dX_out, dG, dX_in) of Y = X_out G X_in.T cols, for dY = ``grad``."""
+    """Gradients (dcols, dX_out, dG, dX_in) of Y = X_out G X_in.T cols, for dY = ``grad``.
+
+    Columns shared by a population get the sum of every individual's gradient."""
     weight_rows, d_rows, dx_out, dg, dx_in = product_backward_parts(grad, cache, cols)
-    return weight_rows.T @ d_rows, dx_out, dg, dx_in
+    dcols = _t(weight_rows) @ d_rows
+    return (dcols.sum(axis=0) if dcols.ndim > cols.ndim else dcols), dx_out, dg, dx_in

@@ -32,6 +32,16 @@ NumPy a fresh array that large is fresh memory from the operating system on
 every call, and touching it for the first time cost more than the copy itself
 (measured: 21 ms against 9 ms for that 75 MB). The result of a scratch call
 is valid only until the next scratch call on the same thread.
+
+A population of networks (DESIGN.md section 2) puts its individuals on the second axis of an
+activation, x [N, P, C, H, W]: individual p's columns are those of x[:, p]. ``im2col`` then
+gathers all P at once from one [C, P*N, H, W] view and returns them as [P, C*kh*kw, N*Ho*Wo]
+(a view of the [C*kh*kw, P*N*Ho*Wo] result); ``rows_to_nchw`` and ``nchw_to_rows`` carry the
+same leading P.
+
+The gather itself (``channel_major_im2col`` and ``col2im``) is an argument of the convolution
+ops, ``gather``: this module, or the fused CUDA kernels of ``gee_ref.kernels.im2col_fused``
+that ``gee_ref.autograd.functional`` hands in when they apply. The ops never choose.
 """
 from __future__ import annotations
 
@@ -39,7 +49,9 @@ import math
 import numbers
 import threading
 
-from gee_ref import backend, kernels
+import sys
+
+from gee_ref import backend
 
 
 def as_pair(value, name: str) -> tuple[int, int]:
@@ -94,21 +106,42 @@ def column_scratch(xp, shape, dtype):
     return buffers[key][:size].reshape(shape)
 
 
-def im2col(x, kernel_size, stride=1, padding=0, scratch=False):
-    """x [N, C, H, W] -> cols [C*kh*kw, N*Ho*Wo] (rows C-major, then kh, then kw).
+#: The plain gather: this module (``channel_major_im2col``, ``col2im``).
+PLAIN = sys.modules[__name__]
+
+
+def merged_shape(x_shape) -> tuple:
+    """[N, C, H, W], or [N, P, C, H, W] of a population seen as its P*N images [P*N, C, H, W]."""
+    if len(x_shape) not in (4, 5):
+        raise ValueError(f"convolution input must be [N, C, H, W] (or [N, P, C, H, W] for a population), "
+                         f"got shape {tuple(x_shape)}")
+    return (math.prod(x_shape[:-3]),) + tuple(x_shape[-3:])
+
+
+def channel_major(x):
+    """x [N, C, H, W] -> [C, N, H, W] (a view); a population's [N, P, C, H, W] -> [C, P*N, H, W]."""
+    if x.ndim == 4:
+        return x.transpose(1, 0, 2, 3)
+    c, h, w = x.shape[-3:]
+    return x.transpose(2, 1, 0, 3, 4).reshape(c, -1, h, w)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, scratch=False, gather=PLAIN):
+    """x [N, C, H, W] -> cols [C*kh*kw, N*Ho*Wo] (rows C-major, then kh, then kw); a population's
+    x [N, P, C, H, W] -> cols [P, C*kh*kw, N*Ho*Wo].
 
     ``scratch=True``: the columns live in ``column_scratch`` (module docstring), valid until the
     next scratch call on this thread; for callers that use them at once and drop them.
     """
-    conv_geometry(x.shape, kernel_size, stride, padding)
-    return channel_major_im2col(x.transpose(1, 0, 2, 3), kernel_size, stride, padding, scratch)
+    conv_geometry(merged_shape(x.shape), kernel_size, stride, padding)
+    cols = gather.channel_major_im2col(channel_major(x), kernel_size, stride, padding, scratch)
+    if x.ndim == 4:
+        return cols
+    return cols.reshape(cols.shape[0], x.shape[1], -1).transpose(1, 0, 2)
 
 
 def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False):
     """im2col of an input laid out [C, N, H, W] (e.g. GEMM rows [C, N*H*W] reshaped, no copy)."""
-    if kernels.applies(x_cnhw):  # the fused gather of kernels/im2col.cu (CuPy's pool: no scratch)
-        from gee_ref.kernels import im2col_fused
-        return im2col_fused.channel_major_im2col(x_cnhw, kernel_size, stride, padding)
     xp = backend.get_array_module(x_cnhw)
     c, n, h, w = x_cnhw.shape
     (kh, kw), step, (ph, pw), out = conv_geometry((n, c, h, w), kernel_size, stride, padding)
@@ -125,9 +158,6 @@ def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
     """The adjoint of im2col: cols [C*kh*kw, N*Ho*Wo] -> x-shaped sum of every patch's entries."""
-    if kernels.applies(cols):  # the fused gather of gee_ref/kernels/im2col.cu
-        from gee_ref.kernels import im2col_fused
-        return im2col_fused.col2im(cols, x_shape, kernel_size, stride, padding)
     xp = backend.get_array_module(cols)
     (kh, kw), step, (ph, pw), out = conv_geometry(x_shape, kernel_size, stride, padding)
     n, c, h, w = x_shape
@@ -141,11 +171,18 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
 
 
 def rows_to_nchw(y_rows, n, out):
-    """[C_out, N*Ho*Wo] (the GEMM result) -> [N, C_out, Ho, Wo], contiguous."""
+    """[C_out, N*Ho*Wo] (the GEMM result) -> [N, C_out, Ho, Wo], contiguous; a population's
+    [P, C_out, N*Ho*Wo] -> [N, P, C_out, Ho, Wo]."""
     xp = backend.get_array_module(y_rows)
-    return xp.ascontiguousarray(y_rows.reshape((y_rows.shape[0], n) + tuple(out)).transpose(1, 0, 2, 3))
+    if y_rows.ndim == 2:
+        return xp.ascontiguousarray(y_rows.reshape((y_rows.shape[0], n) + tuple(out)).transpose(1, 0, 2, 3))
+    size, c_out = y_rows.shape[:2]
+    return xp.ascontiguousarray(y_rows.reshape((size, c_out, n) + tuple(out)).transpose(2, 0, 1, 3, 4))
 
 
 def nchw_to_rows(y):
-    """[N, C_out, Ho, Wo] -> [C_out, N*Ho*Wo], the inverse of rows_to_nchw."""
-    return y.transpose(1, 0, 2, 3).reshape(y.shape[1], -1)
+    """[N, C_out, Ho, Wo] -> [C_out, N*Ho*Wo], the inverse of rows_to_nchw (a population's
+    [N, P, C_out, Ho, Wo] -> [P, C_out, N*Ho*Wo])."""
+    if y.ndim == 4:
+        return y.transpose(1, 0, 2, 3).reshape(y.shape[1], -1)
+    return y.transpose(1, 2, 0, 3, 4).reshape(y.shape[1], y.shape[2], -1)

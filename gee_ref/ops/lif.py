@@ -24,8 +24,22 @@ differences can check; the hard op shares the same backward code.
 """
 from __future__ import annotations
 
-from gee_ref import backend, kernels
+from typing import NamedTuple
+
+from gee_ref import backend
 from gee_ref.ops import surrogate as surrogates
+
+
+class Cache(NamedTuple):
+    """What backward needs: H_t for every t (S_t is recomputed from it) and the neuron's settings."""
+    h_seq: object
+    tau: float
+    v_th: float
+    v_reset: float
+    surrogate: object  # the registry entry of gee_ref.ops.surrogate
+    alpha: float
+    detach_reset: bool
+    soft: bool
 
 
 def charge(v_prev, x, tau, v_reset):
@@ -67,11 +81,7 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     """Spikes [T, N, ...] of a LIF layer driven by x_seq [T, N, ...].
 
     ``alpha=None`` takes the surrogate's default (sigmoid 4, atan 2, rectangular 1).
-    With the fused kernels on (``gee_ref.kernels``), a hard LIF on CuPy runs ``lif.cu``.
     """
-    if not soft and kernels.applies(x_seq):
-        from gee_ref.kernels import lif_fused
-        return lif_fused.forward(x_seq, tau, v_th, v_reset, surrogate, alpha, detach_reset)
     sg, alpha = checked_arguments(x_seq, tau, surrogate, alpha)
     xp = backend.get_array_module(x_seq)
     spike_function = firing_function(sg, alpha, soft)
@@ -82,16 +92,11 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
         h_seq[t] = charge(v, x_seq[t], tau, v_reset)
         s_seq[t] = fire(h_seq[t], v_th, spike_function)
         v = reset(h_seq[t], s_seq[t], v_reset)
-    cache = (h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft)
-    return s_seq, cache
+    return s_seq, Cache(h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft)
 
 
 def backward(grad, cache):
     """dL/dX [T, N, ...] by BPTT (module docstring); S_t is recomputed from the cached H."""
-    if kernels.applies(cache[0]):
-        from gee_ref.kernels import lif_fused
-        if lif_fused.handles(cache):
-            return lif_fused.backward(grad, cache)
     h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft = cache
     xp = backend.get_array_module(h_seq)
     spike_function = firing_function(sg, alpha, soft)

@@ -12,8 +12,20 @@ the arg-max is kept as the winning offset's index a*kw + b for each output.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from gee_ref import backend
 from gee_ref.ops.avg_pool2d import crop, pad, window_geometry, window_offsets
+
+
+class Cache(NamedTuple):
+    x_shape: tuple
+    pad_shape: tuple
+    arg: object  # the winning offset a*kw + b of every output
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    out: tuple
 
 
 def forward(x, kernel_size, stride=None, padding=0):
@@ -29,7 +41,7 @@ def forward(x, kernel_size, stride=None, padding=0):
         take = (v > best) | xp.isnan(v)  # strict: an equal later value loses the tie
         best = xp.where(take, v, best)
         arg = xp.where(take, k, arg)
-    return best, (x.shape, x_pad.shape, arg, kernel, stride, padding, out)
+    return best, Cache(x.shape, x_pad.shape, arg, kernel, stride, padding, out)
 
 
 def backward(grad, cache):
@@ -38,4 +50,4 @@ def backward(grad, cache):
     grad_pad = xp.zeros(pad_shape, dtype=grad.dtype)
     for k, window in enumerate(window_offsets(kernel, stride, out)):
         grad_pad[window] += xp.where(arg == k, grad, 0.0)
-    return (crop(grad_pad, padding, x_shape[2:]),)
+    return (crop(grad_pad, padding, x_shape[-2:]),)

@@ -10,8 +10,14 @@ exactly equivalent, on the tape, to running them T times.
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 from gee_ref import backend
+
+
+class Cache(NamedTuple):
+    steps: int
+    x_shape: tuple
 
 
 def forward(x, time_steps):
@@ -21,7 +27,7 @@ def forward(x, time_steps):
     steps = int(time_steps)
     y = xp.broadcast_to(x[None], (steps,) + tuple(x.shape))
     y = xp.ascontiguousarray(y).reshape((steps * x.shape[0],) + tuple(x.shape[1:]))
-    return y, (steps, tuple(x.shape))
+    return y, Cache(steps, tuple(x.shape))
 
 
 def backward(grad, cache):

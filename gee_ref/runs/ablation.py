@@ -25,15 +25,17 @@ from pathlib import Path
 
 import numpy
 
+from gee_ref.evolution.fitness import VARIANTS
+from gee_ref.runs.evolution_run import CONFIG_NAME, run_evolution
+from gee_ref.runs.folder import write_json
+from gee_ref.storage import atomic
+
 TABLE_JSON, TABLE_MARKDOWN = "ablation.json", "ablation.md"
 
 
-def run_ablation(config: dict, out, executor, seeds, variants=None, resume: bool = False,
-                 progress: bool = False) -> dict:
+def run_ablation(config: dict, data, out, executor, seeds, variants=None, resume: bool = False,
+                 progress: str = "off", say=print) -> dict:
     """Run every (variant, seed) and write the table; returns it (see ``ablation_table``)."""
-    from gee_ref.evolve import CONFIG_NAME, run_evolution, write_json_atomic
-    from gee_ref.evolution.fitness import VARIANTS
-
     out = Path(out)
     variants = list(VARIANTS if variants is None else variants)
     runs = {}
@@ -44,15 +46,15 @@ def run_ablation(config: dict, out, executor, seeds, variants=None, resume: bool
             exists = (run_dir / CONFIG_NAME).exists()
             if exists and not resume:
                 raise ValueError(f"{run_dir} already holds a run: use --resume to continue the ablation")
-            print(f"=== ablation: variant {variant}, seed {seed} -> {run_dir}", flush=True)
-            summary = run_evolution(run_config, run_dir, executor, resume=exists, progress=progress)
+            say(f"=== ablation: variant {variant}, seed {seed} -> {run_dir}")
+            summary = run_evolution(run_config, data, run_dir, executor, resume=exists, progress=progress, say=say)
             runs[(variant, int(seed))] = summary
     table = ablation_table(config, runs, variants, seeds)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / TABLE_JSON, table)
-    (out / TABLE_MARKDOWN).write_text(markdown_table(table))
-    print(markdown_table(table))
-    print(f"saved {out / TABLE_JSON} and {out / TABLE_MARKDOWN}")
+    write_json(out / TABLE_JSON, table)
+    atomic.write_text(out / TABLE_MARKDOWN, markdown_table(table))
+    say(markdown_table(table))
+    say(f"saved {out / TABLE_JSON} and {out / TABLE_MARKDOWN}")
     return table
 
 

@@ -26,26 +26,24 @@ from __future__ import annotations
 
 from gee_ref import backend
 from gee_ref.verification.case import Case
-from gee_ref.verification.fileformat import (CANDIDATE_FORMAT, FORMAT, GoldenFileError, read_cases, write_candidate,
-                                       write_golden)
+from gee_ref.verification.cmaes_cases import CMAES_CASES
+from gee_ref.verification.fileformat import (CANDIDATE_FORMAT, FORMAT, GoldenFileError, matches, read_cases,
+                                             write_candidate, write_golden)
+from gee_ref.verification.fitness_cases import FITNESS_CASES
+from gee_ref.verification.lowrank_cases import LOWRANK_CASES
+from gee_ref.verification.network_cases import NETWORK_CASES
+from gee_ref.verification.op_cases import OP_CASES
 
 DEFAULT_SEED = 0
 
 
 def case_builders() -> dict:
     """Every case name -> its builder ``(name, rng) -> Case``, in file order."""
-    from gee_ref.verification.cmaes_cases import CMAES_CASES
-    from gee_ref.verification.fitness_cases import FITNESS_CASES
-    from gee_ref.verification.lowrank_cases import LOWRANK_CASES
-    from gee_ref.verification.network_cases import NETWORK_CASES
-    from gee_ref.verification.op_cases import OP_CASES
     return {**OP_CASES, **NETWORK_CASES, **LOWRANK_CASES, **CMAES_CASES, **FITNESS_CASES}
 
 
 def build_cases(seed: int = DEFAULT_SEED, only=None) -> list:
     """Compute the cases (all, or those whose name matches ``only``) for ``seed``."""
-    from gee_ref.verify import matches
-
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     cases = []

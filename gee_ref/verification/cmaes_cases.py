@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy
 
 from gee_ref.verification.case import Case
+from gee_ref.cmaes import CMAES
 
 GENERATIONS = 10
 DIMENSION = 5
@@ -49,8 +50,6 @@ OBJECTIVES = {
 def trajectory_case(objective: str, diagonal: bool, active: bool = True, n=DIMENSION, generations=GENERATIONS,
                     sigma0=0.5):
     def build(name, rng) -> Case:
-        from gee_ref.cmaes import CMAES
-
         function, formula = OBJECTIVES[objective]
         x0 = rng.uniform(-1.0, 1.0, n) + (1.0 if objective == "rosenbrock" else 0.0)
         es = CMAES(x0, sigma0, seed=0, diagonal=diagonal, active=active)

@@ -19,6 +19,8 @@ A candidate file holds the checked tensors at the same paths; nothing else is re
 """
 from __future__ import annotations
 
+import fnmatch
+
 import json
 import os
 
@@ -35,6 +37,13 @@ ZERO_RELATIVE = 1e-12  # max|t| below this times its group's largest max|.|: zer
 
 class GoldenFileError(ValueError):
     """A golden or candidate file that is missing, unreadable or not in this format; one line."""
+
+
+def matches(name: str, pattern: str) -> bool:
+    """A shell-style glob (``*``, ``?``, ``[...]``; ``*`` also crosses "/") or else a substring."""
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
 
 
 def _max_abs(array) -> float:
@@ -142,10 +151,8 @@ def _read_tensors(group) -> dict:
 def read_cases(path, only=None):
     """Yield every ``Case`` of a golden file (all arrays loaded), optionally filtered.
 
-    ``only`` is a pattern on case names, as ``gee_ref.verify.matches`` reads it.
+    ``only`` is a pattern on case names, as ``matches`` reads it.
     """
-    from gee_ref.verify import matches
-
     reserved = {"kind", "function", "description", "params"}
     with open_checked(path, FORMAT) as h5:
         for name in _case_groups(h5):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy
 
 from gee_ref.verification.case import Case
+from gee_ref.evolution import fitness
+from gee_ref.measure.spikes import SpikeCounts
 
 FORMULAS = {
     "temporal_difference": "R_T = mean over layers l of mean over (n, i) of 1/(T-1) sum_t |S_{t+1} - S_t|",
@@ -22,10 +24,11 @@ FORMULAS = {
 
 def temporal_difference_case(shapes, rate):
     def build(name, rng) -> Case:
-        from gee_ref.evolution import fitness
         spikes = [(rng.random(s) < rate).astype(numpy.float64) for s in shapes]
-        value = fitness.temporal_difference(spikes)
-        return Case(name=name, kind="fitness", function="gee_ref.evolution.fitness.temporal_difference",
+        counts = SpikeCounts()
+        counts.add(spikes)
+        value = counts.temporal_difference()
+        return Case(name=name, kind="fitness", function="gee_ref.measure.spikes.SpikeCounts.temporal_difference",
                     description=f"R_T (eq. 13) of {len(shapes)} spiking layers, T = {shapes[0][0]}, "
                                 f"firing probability {rate}",
                     params={"layers": len(shapes)}, conventions={"formula": FORMULAS["temporal_difference"]},
@@ -37,7 +40,6 @@ def temporal_difference_case(shapes, rate):
 
 def spatial_entropy_case(genes, concentrated=False):
     def build(name, rng) -> Case:
-        from gee_ref.evolution import fitness
         G = rng.standard_normal((genes, genes))
         if concentrated:
             G *= numpy.exp(3.0 * rng.standard_normal((genes, genes)))  # a few entries dominate: low R_S
@@ -53,7 +55,6 @@ def spatial_entropy_case(genes, concentrated=False):
 
 def dynamic_fitness_case():
     def build(name, rng) -> Case:
-        from gee_ref.evolution import fitness
         generations = numpy.arange(6)
         loss = 2.3 * rng.random(6)
         r_t, r_s = rng.random(6), rng.random(6)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy
 
 from gee_ref.verification.case import Case
+from gee_ref.init.lowrank import from_dense
 
 
 def from_dense_case(w_shape, genes):
     def build(name, rng) -> Case:
-        from gee_ref.init.lowrank import from_dense
 
         w = rng.standard_normal(w_shape)
         G = numpy.eye(genes) + 0.5 * rng.standard_normal((genes, genes))

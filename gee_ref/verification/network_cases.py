@@ -22,6 +22,11 @@ from gee_ref.autograd import functional
 from gee_ref.verification import conventions as conv
 from gee_ref.verification import margins
 from gee_ref.verification.case import Case, as_float64
+from gee_ref.models import build_model
+from gee_ref.nn import (LIF, AvgPool2d, BasicBlock, BatchNorm, Conv2d, Flatten, GeneBank, GeneticConv2d, GeneticLinear,
+                        GlobalAvgPool2d, LayerFactory, Linear, MaxPool2d, Sequential, set_time_steps)
+from gee_ref.nn.genetic import _GeneticLayer
+from gee_ref.nn.lif import lif_modules
 
 NETWORK_MARGIN = 1e-4
 MAX_DRAWS = 50
@@ -48,8 +53,6 @@ def describe_layers(model) -> list:
     module (its parameters are ``<name>.<parameter>``) and its settings; a genetic Linear layer
     whose X_in is chained (eq. 3) names the parameter it reads as ``x_in``.
     """
-    from gee_ref.nn import (LIF, AvgPool2d, BatchNorm, Conv2d, Flatten, GeneticConv2d, GeneticLinear,
-                            GlobalAvgPool2d, Linear, MaxPool2d, Sequential)
 
     def record(name, m):
         if isinstance(m, GeneticConv2d):
@@ -94,8 +97,6 @@ def describe_layers(model) -> list:
 
 def randomise(module, gene_bank, rng) -> None:
     """Fresh parameter and buffer values for every layer under ``module`` (and G)."""
-    from gee_ref.nn import BatchNorm, Conv2d, Linear
-    from gee_ref.nn.genetic import _GeneticLayer
 
     g = gene_bank.genes
     gene_bank.G.data[...] = numpy.eye(g) + 0.3 * rng.standard_normal((g, g))
@@ -121,7 +122,6 @@ def randomise(module, gene_bank, rng) -> None:
 @contextlib.contextmanager
 def lif_inputs(module, store: list):
     """While active, every LIF module under ``module`` appends (lif, input array) to ``store``."""
-    from gee_ref.nn.lif import LIF, lif_modules
 
     neurons = lif_modules(module)
     for neuron in neurons:
@@ -164,7 +164,6 @@ def _grads(module, gene_bank):
 
 def _lif_spikes(module) -> dict:
     """The last spikes [T, N, ...] of every LIF module, by module name."""
-    from gee_ref.nn.lif import LIF
     return {name: as_float64(m.last_spikes) for name, m in module.named_modules() if isinstance(m, LIF)}
 
 
@@ -194,7 +193,6 @@ def digits_case(share_encodings: bool):
 
 def _digits_case(name, rng, share_encodings) -> Case:
     """The digits net (every layer genetic, one shared G), a training-mode forward and backward."""
-    from gee_ref.models import build_model
 
     cfg = {**DIGITS_CONFIG, "share_encodings": share_encodings}
     n, size = cfg["batch"], cfg["image_size"]
@@ -236,7 +234,6 @@ def _digits_case(name, rng, share_encodings) -> Case:
 def block_case(config):
     """A genetic BasicBlock (tdBN style, every conv genetic, shared G) on spike inputs [T*N, C, H, W]."""
     def build_case(name, rng) -> Case:
-        from gee_ref.nn import BasicBlock, GeneBank, LayerFactory, set_time_steps
 
         cfg = config
         t, n, size = cfg["time_steps"], cfg["batch"], cfg["image_size"]

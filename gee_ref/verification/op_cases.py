@@ -9,6 +9,8 @@ Each builder takes (name, rng) and returns a ``Case``; ``OP_CASES`` lists them b
 """
 from __future__ import annotations
 
+import numpy
+
 from gee_ref.verification import conventions as conv
 from gee_ref.verification import margins
 from gee_ref.verification.run import record_call
@@ -19,7 +21,6 @@ LIF_MARGIN = 1e-3  # |H - v_th - kink| >= this in every hard or rectangular LIF 
 
 def _genes(rng, g):
     """A gene matrix G = I + 0.5 N(0, 1): invertible in practice, and not the identity."""
-    import numpy
     return numpy.eye(g) + 0.5 * rng.standard_normal((g, g))
 
 
