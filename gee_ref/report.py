@@ -17,10 +17,12 @@ optional extra (``pip install gee_ref[plots]``); without it the command says so 
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.storage import atomic
 
 
 class ReportError(ValueError):
@@ -89,8 +91,7 @@ def plot_fitness(plt, records, path) -> None:
     right.set_title("individuals (light: early generations)")
     _integer_generations(left, right)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_png(plt, figure, path)
 
 
 def plot_sigmas(plt, records, layer_names, path) -> None:
@@ -113,8 +114,7 @@ def plot_sigmas(plt, records, layer_names, path) -> None:
     right.legend(fontsize=8)
     _integer_generations(left, right)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_png(plt, figure, path)
 
 
 def plot_gene_matrix(plt, genome, path) -> None:
@@ -127,8 +127,15 @@ def plot_gene_matrix(plt, genome, path) -> None:
     axis.set_xlabel("gene")
     axis.set_ylabel("gene")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save_png(plt, figure, path)
+
+
+def _save_png(plt, figure, path) -> None:
+    """Render ``figure`` as PNG in memory and write it atomically (a full disk: one line)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
+    atomic.write_bytes(path, image.getbuffer(), what="plot")
 
 
 def _nan(value):
