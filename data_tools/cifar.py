@@ -19,13 +19,14 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tarfile
 
 import numpy
 
 from data_tools import ConversionError, one_line, summary
+from data_tools.archive import tar_members
 from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.data.datasets import write_dataset
+from gee_ref.storage.output_check import check_output
 
 CIFAR10_MEMBERS = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 CIFAR100_MEMBERS = ("train", "test", "meta")
@@ -73,16 +74,8 @@ def _read_members(src):
     if not os.path.exists(src):
         raise ConversionError(f"file not found: {src}")
     wanted = set(CIFAR10_MEMBERS) | set(CIFAR100_MEMBERS)
-    found = {}
-    try:
-        with tarfile.open(src, "r|*") as archive:
-            for member in archive:
-                name = os.path.basename(member.name)
-                if member.isfile() and name in wanted:
-                    found[name] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise ConversionError(f"{src} is not a readable tar archive ({one_line(error)})") from None
-    return found
+    return {os.path.basename(name): data
+            for name, data in tar_members(src, lambda name: os.path.basename(name) in wanted)}
 
 
 def _text_keys(record, member):
@@ -156,12 +149,14 @@ def read_cifar(src, labels="fine"):
     return {"train": train, "test": test}, classes, variant
 
 
-def convert(src, out, source=None, labels="fine"):
-    """Convert the tarball ``src`` to the dataset file ``out``; returns ``(splits, classes)``."""
+def convert(src, out, source=None, labels="fine", force=False):
+    """Convert the tarball ``src`` to the dataset file ``out``; returns ``(splits, classes)``.
+    ``out`` may not be ``src``, nor an existing file unless ``force``."""
+    check_output(out, [src], force)
     splits, classes, variant = read_cifar(src, labels)
     if source is None:
         source = f"{variant} (python tarball {os.path.basename(src)})"
-    write_dataset(out, splits, classes, source)
+    write_dataset(out, splits, classes, source, replace=force)
     return splits, classes
 
 
@@ -173,9 +168,10 @@ def main(argv=None):
     parser.add_argument("--labels", choices=("fine", "coarse"), default="fine",
                         help="CIFAR-100 label set (default fine)")
     parser.add_argument("--source", default=None, help="text for the file's 'source' attribute")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (never when OUT is SRC)")
     args = parser.parse_args(argv)
 
-    splits, classes = convert(args.src, args.out, args.source, args.labels)
+    splits, classes = convert(args.src, args.out, args.source, args.labels, args.force)
     print(summary(args.out, splits, classes))
 
 
