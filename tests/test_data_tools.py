@@ -506,3 +506,49 @@ def test_write_without_replace_never_replaces(tmp_path):
     atomic.write_text(target, "third")
     assert target.read_text() == "third"
 
+
+# ---------------------------------------------------------------------------- CIFAR re-pickled by Python 3
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_cifar_re_pickled_by_python3_is_accepted(tmp_path, capsys, protocol):
+    """A faithful re-pickling of the batches by Python 3: at protocols 0-2 each bytes object
+    goes through the global ``_codecs.encode`` (protocol 5 arrays through numpy's _frombuffer)."""
+    import pickletools
+
+    original = _cifar10_members()
+    members = {name: (pickle.dumps(cifar.restricted_loads(data, name), protocol=protocol)
+                      if name != "readme.html" else data) for name, data in original.items()}
+    named = {arg for op, arg, _ in pickletools.genops(members["data_batch_1"]) if op.name == "GLOBAL"}
+    assert ("_codecs encode" in named) == (protocol <= 2)
+    python2 = _tarball(tmp_path / "p2.tar.gz", original, "cifar-10-batches-py")
+    python3 = _tarball(tmp_path / "p3.tar.gz", members, "cifar-10-batches-py")
+    assert _run(cifar, [python2, tmp_path / "p2.h5"], capsys)[0] == 0
+    code, _, err = _run(cifar, [python3, tmp_path / "p3.h5"], capsys)
+    assert code == 0, err
+    for split in ("train", "test"):
+        for ours, theirs in zip(load_dataset(tmp_path / "p2.h5", split), load_dataset(tmp_path / "p3.h5", split)):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+class _Reduce:
+    """Unpickles as ``function(*arguments)``."""
+
+    def __init__(self, function, arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+def test_the_python3_stand_ins_accept_only_their_own_use(protocol):
+    import _codecs
+
+    for function, arguments, refusal in [
+            (_codecs.encode, ("x", "rot13"), "refused _codecs.encode"),
+            (_codecs.encode, (b"x", "latin1"), "refused _codecs.encode"),
+            (bytes, (10 ** 12,), "refused bytes"),
+            (_codecs.decode, ("x", "latin1"), "refused to unpickle global _codecs.decode"),
+            (bytearray, (3,), "refused to unpickle global")]:
+        with pytest.raises(cifar.ConversionError, match=refusal):
+            cifar.restricted_loads(pickle.dumps(_Reduce(function, arguments), protocol=protocol), "meta")
