@@ -5,10 +5,12 @@ Each converter is a module with a command line (see data_tools/README.md)::
     python -m data_tools.cifar        SRC.tar.gz OUT.h5      # CIFAR-10 / CIFAR-100 python tarball
     python -m data_tools.folder_tree  SRC OUT.h5 [--size 32] # <split>/<class>/*.jpg|png, dir or .tar.gz
     python -m data_tools.digits       OUT.h5                 # the embedded scikit-learn digits
+    python -m data_tools.subset       SRC.h5 OUT.h5 --train-per-class N --test-per-class M --seed S [--size 16]
 
 None of them downloads anything. Bad input ends a command with one line on stderr and exit
-status 2 (``gee_ref.cli.errors.run_main``). The layout written is the one of
-``gee_ref.data.datasets`` (DESIGN.md section 7).
+status 2 (``gee_ref.cli.errors.run_main``); OUT is never the source, and an existing OUT is
+replaced only with ``--force``. The layout written is the one of ``gee_ref.data.datasets``
+(DESIGN.md section 7).
 """
 from __future__ import annotations
 

@@ -11,29 +11,56 @@ The tarballs (Krizhevsky 2009) hold Python 2 pickles. CIFAR-10: ``data_batch_1``
 a 32 x 32 image in row-major order.
 
 A pickle can run any code while it loads, so these are read with ``RestrictedUnpickler``:
-it resolves only the three globals a numpy array needs (``_reconstruct``, ``ndarray``,
-``dtype``) and refuses everything else before anything is called.
+it resolves only the globals a numpy array needs (``_reconstruct``, ``ndarray``, ``dtype``;
+``_frombuffer`` at protocol 5) and, for files re-pickled by Python 3 at protocols 0-2,
+``_codecs.encode`` and ``bytes`` replaced by functions that accept only a latin1 string
+and no arguments (Python 3 writes a bytes object as ``_codecs.encode(text, 'latin1')``,
+an empty one as ``bytes()``). Everything else is refused before anything is called.
 """
 from __future__ import annotations
 
 import io
 import os
 import pickle
-import tarfile
 
 import numpy
 
 from data_tools import ConversionError, one_line, summary
+from data_tools.archive import tar_members
 from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.data.datasets import write_dataset
+from gee_ref.storage.output_check import check_output
 
 CIFAR10_MEMBERS = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 CIFAR100_MEMBERS = ("train", "test", "meta")
 IMAGE_SIDE = 32
 
 
+def _latin1_bytes(text, encoding):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocols 0-2: only ``(str, 'latin1')``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with {type(text).__name__} and {encoding!r} "
+                                     f"(only the latin1 text of a bytes object is allowed)")
+    return text.encode("latin-1")
+
+
+def _empty_bytes(*arguments):
+    """``bytes()``, as Python 3 pickles an empty bytes object at protocols 0-2; nothing else."""
+    if arguments:
+        raise pickle.UnpicklingError("refused bytes(...) with arguments (only the empty bytes() is allowed)")
+    return b""
+
+
+def _array_from_buffer(buffer, dtype, shape, order):
+    """numpy's ``_frombuffer`` (protocol 5): an array of a plain, object-free dtype over ``buffer``."""
+    if not isinstance(buffer, (bytes, bytearray)) or not isinstance(dtype, numpy.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(f"refused _frombuffer with {type(buffer).__name__} and dtype {dtype!r}")
+    return numpy.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
 def _array_globals():
-    """The only globals a CIFAR pickle may name: numpy's array reconstruction."""
+    """The only globals a CIFAR pickle may name: numpy's array reconstruction, and how
+    Python 3 pickles bytes at protocols 0-2 (a faithful re-pickling of the real files)."""
     try:
         from numpy._core.multiarray import _reconstruct   # numpy >= 2
     except ImportError:
@@ -43,11 +70,17 @@ def _array_globals():
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # name in files pickled by numpy 2.x
         ("numpy", "ndarray"): numpy.ndarray,
         ("numpy", "dtype"): numpy.dtype,
+        ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,   # protocol 5, numpy 1.x
+        ("numpy._core.numeric", "_frombuffer"): _array_from_buffer,  # protocol 5, numpy 2.x
+        ("_codecs", "encode"): _latin1_bytes,
+        ("__builtin__", "bytes"): _empty_bytes,
+        ("builtins", "bytes"): _empty_bytes,
     }
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that refuses every global except numpy's array reconstruction."""
+    """An unpickler that refuses every global except numpy's array reconstruction and the
+    checked stand-ins above for how Python 3 pickles bytes."""
 
     allowed = _array_globals()
 
@@ -73,16 +106,8 @@ def _read_members(src):
     if not os.path.exists(src):
         raise ConversionError(f"file not found: {src}")
     wanted = set(CIFAR10_MEMBERS) | set(CIFAR100_MEMBERS)
-    found = {}
-    try:
-        with tarfile.open(src, "r|*") as archive:
-            for member in archive:
-                name = os.path.basename(member.name)
-                if member.isfile() and name in wanted:
-                    found[name] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise ConversionError(f"{src} is not a readable tar archive ({one_line(error)})") from None
-    return found
+    return {os.path.basename(name): data
+            for name, data in tar_members(src, lambda name: os.path.basename(name) in wanted)}
 
 
 def _text_keys(record, member):
@@ -156,12 +181,14 @@ def read_cifar(src, labels="fine"):
     return {"train": train, "test": test}, classes, variant
 
 
-def convert(src, out, source=None, labels="fine"):
-    """Convert the tarball ``src`` to the dataset file ``out``; returns ``(splits, classes)``."""
+def convert(src, out, source=None, labels="fine", force=False):
+    """Convert the tarball ``src`` to the dataset file ``out``; returns ``(splits, classes)``.
+    ``out`` may not be ``src``, nor an existing file unless ``force``."""
+    check_output(out, [src], force)
     splits, classes, variant = read_cifar(src, labels)
     if source is None:
         source = f"{variant} (python tarball {os.path.basename(src)})"
-    write_dataset(out, splits, classes, source)
+    write_dataset(out, splits, classes, source, replace=force)
     return splits, classes
 
 
@@ -173,9 +200,10 @@ def main(argv=None):
     parser.add_argument("--labels", choices=("fine", "coarse"), default="fine",
                         help="CIFAR-100 label set (default fine)")
     parser.add_argument("--source", default=None, help="text for the file's 'source' attribute")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (never when OUT is SRC)")
     args = parser.parse_args(argv)
 
-    splits, classes = convert(args.src, args.out, args.source, args.labels)
+    splits, classes = convert(args.src, args.out, args.source, args.labels, args.force)
     print(summary(args.out, splits, classes))
 
 

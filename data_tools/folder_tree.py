@@ -1,9 +1,9 @@
 """A folder tree of images -> gee_ref HDF5 (DESIGN.md section 7).
 
-    python -m data_tools.folder_tree SRC OUT.h5 [--size 32] [--test-split test] [--source TEXT]
+    python -m data_tools.folder_tree SRC OUT.h5 [--size 32] [--test-split test] [--source TEXT] [--force]
 
 SRC is a directory or a tar archive (.tar.gz, .tar, ...; its members are read in one pass,
-nothing is extracted to disk) laid out as ``<split>/<class>/<image>``, the layout of an
+nothing is extracted to disk, and an archive cut short is refused: ``data_tools.archive``) laid out as ``<split>/<class>/<image>``, the layout of an
 ImageNet folder and of ``data/cifar10-jpeg.tar.gz``. One wrapping folder above the splits is
 allowed. Images are .jpg, .jpeg or .png files; other files are ignored.
 
@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 from pathlib import Path
 
 import numpy
 
 from data_tools import ConversionError, one_line, summary
+from data_tools.archive import tar_members
 from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.data.datasets import write_dataset
+from gee_ref.storage.output_check import check_output
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GRAY_MODES = ("1", "L", "LA", "La")
@@ -55,15 +56,10 @@ def _files_in_directory(root):
 
 
 def _files_in_tar(path):
-    """Yield ``(member path parts, bytes)`` of every image member of a tar archive, in one pass."""
-    try:
-        with tarfile.open(path, "r|*") as archive:
-            for member in archive:
-                if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
-                    parts = tuple(p for p in member.name.split("/") if p not in ("", "."))
-                    yield parts, archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise ConversionError(f"{path} is not a readable tar archive ({one_line(error)})") from None
+    """Yield ``(member path parts, bytes)`` of every image member of a tar archive, in one
+    pass; a truncated or corrupt archive is refused (``data_tools.archive``)."""
+    for name, data in tar_members(path, lambda name: name.lower().endswith(IMAGE_SUFFIXES)):
+        yield tuple(p for p in name.split("/") if p not in ("", ".")), data
 
 
 def decode(data, name, size=None):
@@ -164,12 +160,14 @@ def read_folder_tree(src, size=None, test_split="test"):
     return _stack(_strip_wrapper(entries), ("train", test_split), src, size)
 
 
-def convert(src, out, size=None, source=None, test_split="test"):
-    """Convert the folder tree ``src`` to the dataset file ``out``; returns ``(splits, classes)``."""
+def convert(src, out, size=None, source=None, test_split="test", force=False):
+    """Convert the folder tree ``src`` to the dataset file ``out``; returns ``(splits, classes)``.
+    ``out`` may not be ``src``, nor an existing file unless ``force``."""
+    check_output(out, [src], force)
     splits, classes = read_folder_tree(src, size, test_split)
     if source is None:
         source = f"folder tree {os.path.basename(os.path.normpath(src))}"
-    write_dataset(out, splits, classes, source)
+    write_dataset(out, splits, classes, source, replace=force)
     return splits, classes
 
 
@@ -186,9 +184,10 @@ def main(argv=None):
                         help="folder to write as the test split (default test; val for ImageNet)")
     parser.add_argument("--source", default=None,
                         help="text for the file's 'source' attribute, e.g. 'CIFAR-10 (JPEG re-encoding)'")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (never when OUT is SRC)")
     args = parser.parse_args(argv)
 
-    splits, classes = convert(args.src, args.out, args.size, args.source, args.test_split)
+    splits, classes = convert(args.src, args.out, args.size, args.source, args.test_split, args.force)
     print(summary(args.out, splits, classes))
 
 

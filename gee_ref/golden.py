@@ -1,4 +1,4 @@
-"""Command line: ``python -m gee_ref.golden --out golden.h5 [--seed S] [--only PATTERN]``,
+"""Command line: ``python -m gee_ref.golden --out golden.h5 [--seed S] [--only PATTERN] [--force]``,
 or ``--list`` to print the case names and descriptions (of ``--golden FILE``, or of a seed)."""
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import sys
 
 from gee_ref import verification as golden
 from gee_ref.cli.errors import ArgumentParser, run_main
+from gee_ref.storage.output_check import check_output
 
 
 def parse(argv):
     parser = ArgumentParser(prog="python -m gee_ref.golden",
                             description="Write gee_ref's float64 golden vectors (ops, networks, CMA-ES, "
                                         "fitness) to an HDF5 file, or list its cases.")
-    parser.add_argument("--out", help="the HDF5 file to write (replaced if it exists)")
+    parser.add_argument("--out", help="the HDF5 file to write (an existing one only with --force)")
+    parser.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     parser.add_argument("--seed", type=int, default=golden.DEFAULT_SEED, help="random seed (default 0)")
     parser.add_argument("--only", help="only cases whose name matches this glob or substring")
     parser.add_argument("--list", action="store_true", help="print the case names and descriptions")
@@ -35,7 +37,8 @@ def main(argv=None):
             print(f"    inputs: {', '.join(case.inputs) or '-'}")
             print(f"    outputs: {', '.join(case.outputs)}; grads: {', '.join(case.grads) or '-'}")
         return 0
-    cases = golden.generate(args.out, args.seed, args.only)
+    check_output(args.out, force=args.force)
+    cases = golden.generate(args.out, args.seed, args.only, replace=args.force)
     checked = sum(len(c.checked_paths()) for c in cases)
     print(f"wrote {len(cases)} cases ({checked} checked tensors) to {args.out} (seed {args.seed})",
           file=sys.stderr)

@@ -17,6 +17,7 @@ optional extra (``pip install gee_ref[plots]``); without it the command says so 
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from gee_ref.evolution.genome import load_genome
 from gee_ref.evolution.search import BEST_GENOME_NAME, LOG_NAME, read_log
 from gee_ref.runs.ablation import TABLE_JSON, load_table, markdown_table
 from gee_ref.runs.evolution_run import CONFIG_NAME, SUMMARY_NAME
+from gee_ref.storage import atomic
 
 
 class ReportError(ValueError):
@@ -89,8 +91,7 @@ def plot_fitness(plt, records, path) -> None:
     right.set_title("individuals (light: early generations)")
     _integer_generations(left, right)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_png(plt, figure, path)
 
 
 def plot_sigmas(plt, records, layer_names, path) -> None:
@@ -113,8 +114,7 @@ def plot_sigmas(plt, records, layer_names, path) -> None:
     right.legend(fontsize=8)
     _integer_generations(left, right)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save_png(plt, figure, path)
 
 
 def plot_gene_matrix(plt, genome, path) -> None:
@@ -127,8 +127,15 @@ def plot_gene_matrix(plt, genome, path) -> None:
     axis.set_xlabel("gene")
     axis.set_ylabel("gene")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save_png(plt, figure, path)
+
+
+def _save_png(plt, figure, path) -> None:
+    """Render ``figure`` as PNG in memory and write it atomically (a full disk: one line)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
+    atomic.write_bytes(path, image.getbuffer(), what="plot")
 
 
 def _nan(value):
@@ -161,9 +168,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="folder for the PNGs (default RUN_DIR/plots)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    from gee_ref.runs.ablation import TABLE_JSON, markdown_table
     if (run_dir / TABLE_JSON).exists():
-        print(markdown_table(json.loads((run_dir / TABLE_JSON).read_text())), end="")
+        print(markdown_table(load_table(run_dir)), end="")
         return 0
     loaded = load_run(run_dir)
     written = write_plots(run_dir, args.out, loaded)

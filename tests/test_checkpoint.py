@@ -133,7 +133,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, fai
         raise KeyboardInterrupt if failure == "interrupt" else OSError("disk full")
 
     monkeypatch.setattr(checkpoint.os, "replace", broken) if failure == "replace" else \
-        monkeypatch.setattr(atomic, "_fsync", broken)
+        monkeypatch.setattr(atomic, "_flush_to_disk", broken)
     with pytest.raises(KeyboardInterrupt if failure == "interrupt" else OSError):
         save_checkpoint(target, {"model": {"w": np.ones(3)}}, {"step": 2})
     monkeypatch.undo()

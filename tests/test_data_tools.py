@@ -354,3 +354,201 @@ def test_folder_tree_jpeg_with_reduced_scale_decoding(tmp_path):
     reference = np.asarray(Image.fromarray(smooth).resize((11, 8), Image.Resampling.BILINEAR).crop((1, 0, 9, 8)))
     assert np.abs(images[0].astype(int) - reference).max() <= 4  # draft (1/4-scale decode) changes little
     assert np.array_equal(images[1][..., 0], images[1][..., 2])  # the grayscale one, repeated to 3 channels
+
+
+# ---------------------------------------------------------------------------- truncated archives
+
+def _archive_bytes(members, compression):
+    """A tar ("tar") or gzip-compressed tar ("tar.gz") of ``{name: bytes}``, in memory."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w" if compression == "tar" else "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _tar_cut_points(data):
+    """Cuts of an uncompressed tar: at and inside every member's header and data, at the end
+    of the last member's data (where the end-of-archive blocks begin) and between the two
+    end blocks; each leaves the archive incomplete."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = archive.getmembers()
+    cuts = set()
+    for member in members:
+        padded_end = member.offset_data + -(-member.size // 512) * 512
+        cuts.update({member.offset, member.offset + 100, member.offset_data, member.offset_data + member.size // 2,
+                     padded_end - 1})
+    end_of_data = members[-1].offset_data + -(-members[-1].size // 512) * 512
+    cuts.update({end_of_data, end_of_data + 1, end_of_data + 512, end_of_data + 1023})
+    return end_of_data, sorted(c for c in cuts if 0 < c < len(data))
+
+
+def _gzip_cut_points(data):
+    """Cuts of a .tar.gz spread over the stream, and inside its 8-byte CRC and length trailer."""
+    spread = np.linspace(10, len(data) - 9, 12).astype(int).tolist()
+    return sorted(set(spread + [len(data) - 8, len(data) - 5, len(data) - 1]))
+
+
+def _png_members(per_class=3):
+    rng = np.random.default_rng(5)
+    members = {}
+    for split in ("train", "test"):
+        for label in ("ant", "bee"):
+            for i in range(per_class):
+                stream = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(stream, "PNG")
+                members[f"{split}/{label}/{i}.png"] = stream.getvalue()
+    return members
+
+
+def _assert_truncations_refused(module, data, cuts, tmp_path, capsys, name):
+    out = tmp_path / "out.h5"
+    for cut in cuts:
+        src = tmp_path / name
+        src.write_bytes(data[:cut])
+        err = _refused(module, [src, out], capsys)
+        assert "truncated" in err or "corrupt" in err, (cut, err)
+        assert not out.exists()
+
+
+@needs_pillow
+@pytest.mark.parametrize("compression", ["tar", "tar.gz"])
+def test_folder_tree_refuses_an_archive_cut_short(tmp_path, capsys, compression):
+    data = _archive_bytes(_png_members(), compression)
+    whole = tmp_path / f"whole.{compression}"
+    whole.write_bytes(data)
+    assert _run(folder_tree, [whole, tmp_path / "whole.h5"], capsys)[0] == 0
+    if compression == "tar":
+        end_of_data, cuts = _tar_cut_points(data)
+        # past both end-of-archive blocks only padding is cut: the archive is complete
+        kept = tmp_path / "padded.tar"
+        kept.write_bytes(data[:end_of_data + 1024])
+        code, out, _ = _run(folder_tree, [kept, tmp_path / "padded.h5"], capsys)
+        assert code == 0 and "train 6, test 6" in out
+    else:
+        cuts = _gzip_cut_points(data)
+    _assert_truncations_refused(folder_tree, data, cuts, tmp_path, capsys, f"cut.{compression}")
+
+
+@pytest.mark.parametrize("compression", ["tar", "tar.gz"])
+def test_cifar_refuses_an_archive_cut_short(tmp_path, capsys, compression):
+    members = {f"cifar-10-batches-py/{name}": data for name, data in _cifar10_members().items()}
+    data = _archive_bytes(members, compression)
+    whole = tmp_path / f"whole.{compression}"
+    whole.write_bytes(data)
+    assert _run(cifar, [whole, tmp_path / "whole.h5"], capsys)[0] == 0
+    cuts = _tar_cut_points(data)[1] if compression == "tar" else _gzip_cut_points(data)
+    _assert_truncations_refused(cifar, data, cuts, tmp_path, capsys, f"cut.{compression}")
+
+
+def test_a_gzip_crc_mismatch_is_refused(tmp_path, capsys):
+    data = bytearray(_archive_bytes({f"d/{k}": v for k, v in _cifar10_members().items()}, "tar.gz"))
+    data[-8] ^= 0x01  # the CRC-32 of the uncompressed data, first byte
+    src = tmp_path / "bad-crc.tar.gz"
+    src.write_bytes(bytes(data))
+    err = _refused(cifar, [src, tmp_path / "out.h5"], capsys)
+    assert "corrupt" in err and "CRC" in err
+
+
+# ---------------------------------------------------------------------------- OUT: never the source, never by surprise
+
+def _converter_cases(tmp_path):
+    """(module, source path or None, extra arguments) for every converter, with a real source."""
+    cases = [(cifar, _tarball(tmp_path / "c10.tar.gz", _cifar10_members(), "cifar-10-batches-py"), []),
+             (digits, None, [])]
+    if Image is not None:
+        _png_tree(tmp_path / "tree", per_class=2)
+        cases.append((folder_tree, _tar_of(tmp_path / "tree", tmp_path / "tree.tar.gz"), []))
+    return cases
+
+
+def test_out_naming_the_source_is_refused_even_with_force(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GEE_REF_CACHE", str(tmp_path / "cache"))
+    for module, src, extra in _converter_cases(tmp_path):
+        if src is None:
+            continue
+        before = src.read_bytes()
+        link = tmp_path / f"link-to-{src.name}"
+        link.symlink_to(src)
+        hard = tmp_path / f"hard-{src.name}"
+        os.link(src, hard)
+        relative = os.path.relpath(src)
+        for out in (src, link, hard, relative):
+            for force in ([], ["--force"]):
+                err = _refused(module, [src, out, *extra, *force], capsys)
+                assert "is the input" in err and "the same file" in err
+        assert src.read_bytes() == before and link.is_symlink()
+
+
+def test_an_existing_out_needs_force(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GEE_REF_CACHE", str(tmp_path / "cache"))
+    for module, src, extra in _converter_cases(tmp_path):
+        out = tmp_path / f"{module.__name__}.h5"
+        out.write_bytes(b"somebody else's file")
+        sources = [src] if src is not None else []
+        err = _refused(module, [*sources, out, *extra], capsys)
+        assert "already exists; pass --force" in err and out.read_bytes() == b"somebody else's file"
+        code, _, err = _run(module, [*sources, out, *extra, "--force"], capsys)
+        assert code == 0, err
+        assert datasets.dataset_info(out).classes
+
+
+def test_write_without_replace_never_replaces(tmp_path):
+    from gee_ref.storage import atomic
+
+    target = tmp_path / "f.txt"
+    atomic.write_text(target, "first", replace=False)
+    with pytest.raises(FileExistsError, match="already exists; not replaced"):
+        atomic.write_text(target, "second", what="report", replace=False)
+    assert target.read_text() == "first" and os.listdir(tmp_path) == ["f.txt"]
+    atomic.write_text(target, "third")
+    assert target.read_text() == "third"
+
+
+# ---------------------------------------------------------------------------- CIFAR re-pickled by Python 3
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_cifar_re_pickled_by_python3_is_accepted(tmp_path, capsys, protocol):
+    """A faithful re-pickling of the batches by Python 3: at protocols 0-2 each bytes object
+    goes through the global ``_codecs.encode`` (protocol 5 arrays through numpy's _frombuffer)."""
+    import pickletools
+
+    original = _cifar10_members()
+    members = {name: (pickle.dumps(cifar.restricted_loads(data, name), protocol=protocol)
+                      if name != "readme.html" else data) for name, data in original.items()}
+    named = {arg for op, arg, _ in pickletools.genops(members["data_batch_1"]) if op.name == "GLOBAL"}
+    assert ("_codecs encode" in named) == (protocol <= 2)
+    python2 = _tarball(tmp_path / "p2.tar.gz", original, "cifar-10-batches-py")
+    python3 = _tarball(tmp_path / "p3.tar.gz", members, "cifar-10-batches-py")
+    assert _run(cifar, [python2, tmp_path / "p2.h5"], capsys)[0] == 0
+    code, _, err = _run(cifar, [python3, tmp_path / "p3.h5"], capsys)
+    assert code == 0, err
+    for split in ("train", "test"):
+        for ours, theirs in zip(load_dataset(tmp_path / "p2.h5", split), load_dataset(tmp_path / "p3.h5", split)):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+class _Reduce:
+    """Unpickles as ``function(*arguments)``."""
+
+    def __init__(self, function, arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+def test_the_python3_stand_ins_accept_only_their_own_use(protocol):
+    import _codecs
+
+    for function, arguments, refusal in [
+            (_codecs.encode, ("x", "rot13"), "refused _codecs.encode"),
+            (_codecs.encode, (b"x", "latin1"), "refused _codecs.encode"),
+            (bytes, (10 ** 12,), "refused bytes"),
+            (_codecs.decode, ("x", "latin1"), "refused to unpickle global _codecs.decode"),
+            (bytearray, (3,), "refused to unpickle global")]:
+        with pytest.raises(cifar.ConversionError, match=refusal):
+            cifar.restricted_loads(pickle.dumps(_Reduce(function, arguments), protocol=protocol), "meta")

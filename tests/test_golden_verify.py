@@ -264,7 +264,10 @@ def test_golden_cli_writes_and_lists(tmp_path):
     listed = run_cli("gee_ref.golden", "--list", "--golden", out)
     assert listed.returncode == 0 and "op/lif/hard_sigmoid\t" in listed.stdout and "grads: x_seq" in listed.stdout
     assert run_cli("gee_ref.golden").returncode == 2
-    assert run_cli("gee_ref.golden", "--out", out, "--seed", -1).returncode == 2
+    assert run_cli("gee_ref.golden", "--out", tmp_path / "negative.h5", "--seed", -1).returncode == 2
+    again = run_cli("gee_ref.golden", "--out", out, "--only", "op/lif/*")
+    assert again.returncode == 2 and "already exists; pass --force" in again.stderr and again.stderr.count("\n") == 1
+    assert run_cli("gee_ref.golden", "--out", out, "--only", "op/lif/*", "--force").returncode == 0
     absent = run_cli("gee_ref.golden", "--list", "--golden", tmp_path / "absent.h5")
     assert absent.returncode == 2 and absent.stderr.count("\n") == 1
 

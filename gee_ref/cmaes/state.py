@@ -16,7 +16,7 @@ import os
 import h5py
 import numpy
 
-from gee_ref.storage import atomic
+from gee_ref.storage.hdf5_image import writing_hdf5
 from gee_ref import backend as array_backend
 
 FORMAT = "gee_ref.cmaes/1"
@@ -26,9 +26,8 @@ _VECTORS = ("mean", "D", "p_sigma", "p_c")
 
 def save_state(es, path) -> None:
     """Write the state of the CMAES ``es`` to ``path`` atomically."""
-    with atomic.replacing(path) as temporary:
-        with h5py.File(temporary, "x") as h5:
-            _write(h5, es)
+    with writing_hdf5(path, what="CMA-ES state") as h5:
+        _write(h5, es)
 
 
 def _write(h5, es) -> None:

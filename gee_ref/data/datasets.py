@@ -32,7 +32,7 @@ from typing import NamedTuple
 import h5py
 import numpy
 
-from gee_ref.storage import atomic
+from gee_ref.storage.hdf5_image import writing_hdf5
 
 FORMAT = "gee_ref-images-v1"
 SPLITS = ("train", "test")
@@ -109,12 +109,16 @@ def _validate_classes(classes, where):
 
 # ---------------------------------------------------------------------------- writing
 
-def write_dataset(path, splits, classes, source, compression=None):
+def write_dataset(path, splits, classes, source, compression=None, replace=True, attributes=None,
+                  extras=None):
     """Write ``splits = {"train": (images, labels), "test": (images, labels)}`` to ``path``.
 
-    The arrays are validated first (same checks as ``load_dataset``). The file is written
-    to a temporary name in the same folder and moved into place (``gee_ref.storage.atomic``), so a
-    reader never sees half a file. ``compression`` is passed to h5py (e.g. "gzip").
+    The arrays are validated first (same checks as ``load_dataset``). The file is built in
+    memory and its bytes written atomically (``gee_ref.storage.hdf5_image``), so a reader never
+    sees half a file and a full disk leaves the previous file intact. ``compression`` is
+    passed to h5py (e.g. "gzip"); with ``replace=False`` an existing file is not replaced
+    (FileExistsError). ``attributes`` ({name: str or number}) are added to the root
+    attributes, ``extras`` ({split: {name: array}}) beside a split's images and labels.
     Returns the path.
     """
     path = Path(path)
@@ -124,15 +128,18 @@ def write_dataset(path, splits, classes, source, compression=None):
     checked = {name: validate_split(*splits[name], n_classes=len(classes), where=f"{path} [{name}]")
                for name in SPLITS}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(path) as temporary:
-        with h5py.File(temporary, "x") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["classes"] = json.dumps(list(classes))
-            f.attrs["source"] = str(source)
-            for name, (images, labels) in checked.items():
-                group = f.create_group(name)
-                group.create_dataset("images", data=images, compression=compression)
-                group.create_dataset("labels", data=labels, compression=compression)
+    with writing_hdf5(path, what="dataset file", replace=replace) as f:
+        for key, value in (attributes or {}).items():
+            f.attrs[key] = value
+        f.attrs["format"] = FORMAT
+        f.attrs["classes"] = json.dumps(list(classes))
+        f.attrs["source"] = str(source)
+        for name, (images, labels) in checked.items():
+            group = f.create_group(name)
+            group.create_dataset("images", data=images, compression=compression)
+            group.create_dataset("labels", data=labels, compression=compression)
+            for extra_name, array in (extras or {}).get(name, {}).items():
+                group.create_dataset(extra_name, data=array, compression=compression)
     return path
 
 

@@ -8,9 +8,11 @@ Layout of a checkpoint file (format attribute ``gee_ref-checkpoint-v1``)::
 Groups are whatever the caller needs ("model", "optimizer", "cmaes", ...); ``meta`` holds
 everything else (epoch, step, config, random generator states from ``rng_state``).
 
-Atomic write (``gee_ref.storage.atomic``): a process killed at any moment leaves the target either
-absent, or the previous complete checkpoint, or the new one; at worst a stale
-``.<name>.*.tmp`` file stays beside it.
+Atomic write (``gee_ref.storage.hdf5_image``): the file is built in memory and its bytes
+written with ``gee_ref.storage.atomic``. A process killed at any moment leaves the target
+either absent, or the previous complete checkpoint, or the new one (at worst a stale
+``.<name>.<pid>.*.tmp`` file stays beside it); a full disk is a one-line DiskFullError that
+leaves the previous checkpoint as it was.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import h5py
 import numpy
 
 from gee_ref import backend
-from gee_ref.storage import atomic
+from gee_ref.storage.hdf5_image import writing_hdf5
 
 FORMAT = "gee_ref-checkpoint-v1"
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -46,14 +48,13 @@ def save_checkpoint(path, tensors: dict, meta: dict) -> None:
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write checkpoint {path}: folder {folder} does not exist")
-    with atomic.replacing(path) as temporary:
-        with h5py.File(temporary, "x") as h5:  # "x": a fresh file, never an old one reused
-            h5.attrs["format"] = FORMAT
-            h5.attrs["meta"] = meta_text
-            for group_name, arrays in groups.items():
-                group = h5.create_group(group_name)
-                for name, array in arrays.items():
-                    group.create_dataset(name, data=array)
+    with writing_hdf5(path, what="checkpoint") as h5:
+        h5.attrs["format"] = FORMAT
+        h5.attrs["meta"] = meta_text
+        for group_name, arrays in groups.items():
+            group = h5.create_group(group_name)
+            for name, array in arrays.items():
+                group.create_dataset(name, data=array)
 
 
 def load_checkpoint(path):

@@ -54,12 +54,13 @@ def build_cases(seed: int = DEFAULT_SEED, only=None) -> list:
     return cases
 
 
-def generate(path, seed: int = DEFAULT_SEED, only=None) -> list:
-    """Build the cases and write them to ``path``; returns the cases."""
+def generate(path, seed: int = DEFAULT_SEED, only=None, replace: bool = True) -> list:
+    """Build the cases and write them to ``path`` (replacing a file there only if ``replace``);
+    returns the cases."""
     cases = build_cases(seed, only)
     if not cases:
         raise ValueError(f"no golden case matches {only!r}")
-    write_golden(path, cases, seed)
+    write_golden(path, cases, seed, replace)
     return cases
 
 

@@ -27,7 +27,7 @@ import os
 import h5py
 import numpy
 
-from gee_ref.storage import atomic
+from gee_ref.storage.hdf5_image import writing_hdf5
 from gee_ref.verification.case import BOOKKEEPING, CHECKED_GROUPS, GROUPS, Case
 
 FORMAT = "gee_ref-golden-v1"
@@ -66,20 +66,19 @@ def error_scales(tensors: dict) -> dict:
     return scales
 
 
-def write_golden(path, cases, seed) -> None:
-    """Write ``cases`` to a new HDF5 file at ``path`` (replaced if it exists)."""
+def write_golden(path, cases, seed, replace: bool = True) -> None:
+    """Write ``cases`` to a new HDF5 file at ``path`` (an existing one is replaced only if ``replace``)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise GoldenFileError(f"cannot write {path}: the folder {folder} does not exist")
-    with atomic.replacing(path) as temporary:
-        with h5py.File(temporary, "x", track_order=True) as h5:
-            h5.attrs["format"] = FORMAT
-            h5.attrs["seed"] = int(seed)
-            h5.attrs["generator"] = "python -m gee_ref.golden"
-            h5.attrs["case_count"] = len(cases)
-            for case in cases:
-                _write_case(h5, case)
+    with writing_hdf5(path, what="golden file", replace=replace, track_order=True) as h5:
+        h5.attrs["format"] = FORMAT
+        h5.attrs["seed"] = int(seed)
+        h5.attrs["generator"] = "python -m gee_ref.golden"
+        h5.attrs["case_count"] = len(cases)
+        for case in cases:
+            _write_case(h5, case)
 
 
 def _write_case(h5, case) -> None:
@@ -186,7 +185,7 @@ def write_candidate(path, tensors: dict, implementation: str = "") -> None:
 
     Example: ``{"op/lif/hard_sigmoid/outputs/y": spikes, "op/lif/hard_sigmoid/grads/x_seq": dx}``.
     """
-    with h5py.File(os.fspath(path), "w") as h5:
+    with writing_hdf5(path, what="candidate file") as h5:
         h5.attrs["format"] = CANDIDATE_FORMAT
         h5.attrs["implementation"] = implementation
         for name, value in tensors.items():
