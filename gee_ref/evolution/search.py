@@ -40,6 +40,7 @@ from gee_ref.evolution import fitness
 from gee_ref.evolution.evaluation import EvaluationSettings, IndividualTask, evaluate_individual
 from gee_ref.evolution.genome import save_genome, starting_genome
 from gee_ref.models import build_from_config
+from gee_ref.storage import atomic, run_lock
 from gee_ref.storage.checkpoint import load_checkpoint, save_checkpoint
 from gee_ref.training.progress import Progress
 
@@ -53,12 +54,19 @@ WALL_TIME_KEYS = ("wall_seconds", "evaluation_seconds")
 # ---------------------------------------------------------------------------- small file helpers
 
 def append_line(path: Path, record: dict) -> int:
-    """Append one JSON line, flushed to disk; returns the file's new length in bytes."""
-    with open(path, "ab") as stream:
-        stream.write((json.dumps(record, allow_nan=False) + "\n").encode())
-        stream.flush()
-        os.fsync(stream.fileno())
-        return stream.tell()
+    """Append one JSON line, flushed to disk; returns the file's new length in bytes. A full disk
+    is one DiskFullError line (a resumed run cuts the log back to its checkpointed length)."""
+    line = (json.dumps(record, allow_nan=False) + "\n").encode()
+    try:
+        with open(path, "ab") as stream:
+            stream.write(line)
+            stream.flush()
+            os.fsync(stream.fileno())
+            return stream.tell()
+    except OSError as error:
+        if error.errno in atomic.DISK_FULL_ERRNOS:
+            raise atomic.disk_full_error(error, path, len(line), "log") from None
+        raise
 
 
 def read_log(path) -> list:
@@ -148,8 +156,7 @@ class Evolution:
         for file in self.out.glob("cmaes-*.h5"):
             if file.name != keep:
                 file.unlink()
-        for file in self.out.glob(".*.tmp"):  # half-written files of a killed process
-            file.unlink()
+        run_lock.remove_stale_temporaries(self.out)  # half-written files of a killed process
 
     @staticmethod
     def _cmaes_name(generation: int) -> str:

@@ -27,7 +27,7 @@ import numpy
 
 from gee_ref.evolution.fitness import VARIANTS
 from gee_ref.runs.evolution_run import CONFIG_NAME, run_evolution
-from gee_ref.runs.folder import write_json
+from gee_ref.runs.folder import claimed, write_json
 from gee_ref.storage import atomic
 
 TABLE_JSON, TABLE_MARKDOWN = "ablation.json", "ablation.md"
@@ -36,7 +36,11 @@ TABLE_JSON, TABLE_MARKDOWN = "ablation.json", "ablation.md"
 def run_ablation(config: dict, data, out, executor, seeds, variants=None, resume: bool = False,
                  progress: str = "off", say=print) -> dict:
     """Run every (variant, seed) and write the table; returns it (see ``ablation_table``)."""
-    out = Path(out)
+    with claimed(out):
+        return _run_all(config, data, Path(out), executor, seeds, variants, resume, progress, say)
+
+
+def _run_all(config, data, out, executor, seeds, variants, resume, progress, say) -> dict:
     variants = list(VARIANTS if variants is None else variants)
     runs = {}
     for variant in variants:
@@ -50,7 +54,6 @@ def run_ablation(config: dict, data, out, executor, seeds, variants=None, resume
             summary = run_evolution(run_config, data, run_dir, executor, resume=exists, progress=progress, say=say)
             runs[(variant, int(seed))] = summary
     table = ablation_table(config, runs, variants, seeds)
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / TABLE_JSON, table)
     atomic.write_text(out / TABLE_MARKDOWN, markdown_table(table))
     say(markdown_table(table))
