@@ -5,21 +5,26 @@
 
 Arguments left as None take the architecture's defaults (``ARCHITECTURES[arch]``): 10
 classes, 3 channels, 32x32 images and g = 100 for the CIFAR networks; 1000 classes and
-224x224 for resnet34; 10 classes, 1 channel, 8x8 and g = 32 for digits. ``scope`` picks
-which layers are genetic (``gee_ref.nn.factory.SCOPES``; the default per architecture is
-justified in its module's docstring). Parameters are drawn from ``backend.rng(seed)`` on the
-host in ``dtype`` and then moved to ``device``.
+224x224 for resnet34; 10 classes, 1 channel, 8x8 and g = 32 for digits; 10 classes, 3
+channels, 32x32 and g = 16 for the small nets vgg8 and resnet14. These two also take
+``width=w`` (default 16), kept in ``model.config`` so that a genome file or a checkpoint
+rebuilds the same network. ``scope`` picks which layers are genetic
+(``gee_ref.nn.factory.SCOPES``; the default per architecture is justified in its module's
+docstring). Parameters are drawn from ``backend.rng(seed)`` on the host in ``dtype`` and
+then moved to ``device``.
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 from gee_ref import backend
 from gee_ref.models.cifarnet import cifarnet
 from gee_ref.models.digits import digits
+from gee_ref.models.options import positive_int
 from gee_ref.models.resnet import resnet18, resnet19, resnet34
+from gee_ref.models.resnet14 import resnet14
+from gee_ref.models.vgg8 import vgg8
 from gee_ref.models.vgg16 import vgg16
 from gee_ref.nn.factory import LayerFactory, resolve_scope
 from gee_ref.nn.genetic import GeneBank
@@ -43,14 +48,10 @@ ARCHITECTURES = {
     "resnet18": ArchSpec(resnet18, 10, 3, 32, 100, "convs", "ResNet-18, CIFAR 3x3 stem, 32x32"),
     "resnet19": ArchSpec(resnet19, 10, 3, 32, 100, "convs", "ResNet-19 of tdBN, 32x32"),
     "resnet34": ArchSpec(resnet34, 1000, 3, 224, 100, "convs", "ResNet-34, ImageNet 7x7 stem, 224x224"),
-    "digits": ArchSpec(digits, 10, 1, 8, 32, "all", "small conv net for 8x8 UCI digits"),
+    "digits": ArchSpec(digits, 10, 1, 8, 32, "all", "small conv net for 8x8 UCI digits (works on 32x32 RGB too)"),
+    "vgg8": ArchSpec(vgg8, 10, 3, 32, 16, "all", "small plain VGG, 6 conv + 2 FC, width option, side % 8 == 0"),
+    "resnet14": ArchSpec(resnet14, 10, 3, 32, 16, "convs", "small ResNet, 13 genetic convs, width option, side % 4 == 0"),
 }
-
-
-def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_classes: int | None = None,
@@ -64,11 +65,11 @@ def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_c
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
     spec = ARCHITECTURES[arch]
-    genes = _positive_int(spec.genes if genes is None else genes, "genes")
-    num_classes = _positive_int(spec.num_classes if num_classes is None else num_classes, "num_classes")
-    in_channels = _positive_int(spec.in_channels if in_channels is None else in_channels, "in_channels")
-    image_size = _positive_int(spec.image_size if image_size is None else image_size, "image_size")
-    time_steps = _positive_int(time_steps, "time_steps")
+    genes = positive_int(spec.genes if genes is None else genes, "genes")
+    num_classes = positive_int(spec.num_classes if num_classes is None else num_classes, "num_classes")
+    in_channels = positive_int(spec.in_channels if in_channels is None else in_channels, "in_channels")
+    image_size = positive_int(spec.image_size if image_size is None else image_size, "image_size")
+    time_steps = positive_int(time_steps, "time_steps")
     scope = spec.scope if scope is None else scope
     resolve_scope(scope)
     backend.xp_for(device)  # refuse an unknown or unavailable device before building
