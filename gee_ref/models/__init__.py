@@ -39,6 +39,7 @@ class ArchSpec:
     genes: int
     scope: str
     summary: str
+    width: int | None = None  # the default of the ``width`` option; None: the layout has no width option
 
 
 ARCHITECTURES = {
@@ -49,8 +50,10 @@ ARCHITECTURES = {
     "resnet19": ArchSpec(resnet19, 10, 3, 32, 100, "convs", "ResNet-19 of tdBN, 32x32"),
     "resnet34": ArchSpec(resnet34, 1000, 3, 224, 100, "convs", "ResNet-34, ImageNet 7x7 stem, 224x224"),
     "digits": ArchSpec(digits, 10, 1, 8, 32, "all", "small conv net for 8x8 UCI digits (works on 32x32 RGB too)"),
-    "vgg8": ArchSpec(vgg8, 10, 3, 32, 16, "all", "small plain VGG, 6 conv + 2 FC, width option, side % 8 == 0"),
-    "resnet14": ArchSpec(resnet14, 10, 3, 32, 16, "convs", "small ResNet, 13 genetic convs, width option, side % 4 == 0"),
+    "vgg8": ArchSpec(vgg8, 10, 3, 32, 16, "all", "small plain VGG, 6 conv + 2 FC, any side divisible by 8",
+                     width=16),
+    "resnet14": ArchSpec(resnet14, 10, 3, 32, 16, "convs", "small ResNet, 13 genetic convs, any side divisible by 4",
+                         width=16),
 }
 
 
@@ -60,7 +63,7 @@ def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_c
                 device: str = "cpu", **arch_options):
     """A spiking network of architecture ``arch`` (see ``ARCHITECTURES``): genetic or dense.
 
-    Unknown architectures and non-positive sizes are ValueErrors.
+    Unknown architectures, non-positive sizes and a ``width`` for a layout without one are ValueErrors.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
@@ -70,6 +73,11 @@ def build_model(arch: str, genetic: bool = True, genes: int | None = None, num_c
     in_channels = positive_int(spec.in_channels if in_channels is None else in_channels, "in_channels")
     image_size = positive_int(spec.image_size if image_size is None else image_size, "image_size")
     time_steps = positive_int(time_steps, "time_steps")
+    if spec.width is not None:
+        arch_options.setdefault("width", spec.width)
+    elif "width" in arch_options:
+        with_width = ", ".join(name for name, s in ARCHITECTURES.items() if s.width is not None)
+        raise ValueError(f"{arch} has no width option (the architectures with one: {with_width})")
     scope = spec.scope if scope is None else scope
     resolve_scope(scope)
     backend.xp_for(device)  # refuse an unknown or unavailable device before building

@@ -28,7 +28,7 @@ BLOCKS_PER_STAGE = 2
 STAGE_WIDTHS = (1, 2, 4)  # multiples of w; every stage after the first halves the image side
 
 
-def resnet14(factory, num_classes, in_channels, image_size, time_steps, width=16):
+def resnet14(factory, num_classes, in_channels, image_size, time_steps, width):
     width = positive_int(width, "resnet14 width")
     divisible_size(int(image_size), 2 ** (len(STAGE_WIDTHS) - 1), "resnet14", "two stride-2 stages")
     stages = [(multiple * width, BLOCKS_PER_STAGE, 1 if i == 0 else 2) for i, multiple in enumerate(STAGE_WIDTHS)]

@@ -27,7 +27,7 @@ HIDDEN_PER_WIDTH = 8  # the hidden FC has 8w neurons
 
 
 class VGG8(SpikingNetwork):
-    def __init__(self, factory, num_classes, in_channels, image_size, time_steps, width=16):
+    def __init__(self, factory, num_classes, in_channels, image_size, time_steps, width):
         super().__init__(factory.gene_bank)
         width = positive_int(width, "vgg8 width")
         size = divisible_size(int(image_size), 2 ** LAYOUT.count("P"), "vgg8", "three 2x2 pools")
@@ -55,5 +55,5 @@ class VGG8(SpikingNetwork):
         self._finish(time_steps, "vgg8", {"width": width})
 
 
-def vgg8(factory, num_classes, in_channels, image_size, time_steps, width=16):
+def vgg8(factory, num_classes, in_channels, image_size, time_steps, width):
     return VGG8(factory, num_classes, in_channels, image_size, time_steps, width=width)
