@@ -67,7 +67,7 @@ DEFAULT_TIME_STEPS = 4
 # Settings a resumed run may change; every other one must equal the checkpoint's.
 RESUMABLE_CHANGES = ("epochs", "device", "tf32")
 # Settings added after the first checkpoints were written: a checkpoint without one had this value.
-LATER_SETTINGS = {"tf32": False}
+LATER_SETTINGS = {"tf32": False, "width": None}
 
 
 # ---------------------------------------------------------------------------- command line
@@ -155,6 +155,7 @@ def resolve_config(args, image_shape, classes, genome=None) -> dict:
         "augment": _pick(args.augment, DATASET_DEFAULTS[kind]["augment"]),
         "time_steps": _pick(args.time_steps, int(made_for.get("time_steps", DEFAULT_TIME_STEPS))),
         "scope": made_for.get("scope"), "share_encodings": bool(made_for.get("share_encodings", False)),
+        "width": made_for.get("width"),
         "seed": args.seed, "val_fraction": args.val_fraction, "steps_per_epoch": args.steps_per_epoch,
         "device": args.device, "tf32": args.tf32, "noise_ratio": args.noise_ratio,
         "genome": str(Path(args.genome).resolve()) if args.genome else None,
@@ -233,16 +234,17 @@ def build(config, genetic=None):
     """The configured network on its device: genetic, or the dense twin with ``genetic=False``.
 
     ``config`` needs arch, genetic, genes, num_classes, image_shape, time_steps, seed, device
-    (and optionally scope, share_encodings); the weights are drawn from the run's seed.
+    (and optionally scope, share_encodings, width); the weights are drawn from the run's seed.
     """
     from gee_ref.models import build_model
 
     height, _, channels = config["image_shape"]
+    options = {} if config.get("width") is None else {"width": config["width"]}
     return build_model(config["arch"], genetic=config["genetic"] if genetic is None else genetic,
                        genes=config["genes"], num_classes=config["num_classes"], in_channels=channels,
                        image_size=height, time_steps=config["time_steps"], scope=config.get("scope"),
                        share_encodings=config.get("share_encodings", False),
-                       seed=backend.derive_seed(config["seed"], "init"), device=config["device"])
+                       seed=backend.derive_seed(config["seed"], "init"), device=config["device"], **options)
 
 
 def make_schedule(config, steps_per_epoch):

@@ -101,7 +101,7 @@ def build_phenotype(settings: EvaluationSettings, vector, seed: int, num_classes
     template = settings.genome_template
     config = {"arch": template.arch, "genetic": True, "genes": template.genes, "num_classes": num_classes,
               "image_shape": list(image_shape), "time_steps": template.model_config.get("time_steps", 4),
-              "seed": seed, "device": settings.device}
+              "seed": seed, "device": settings.device, "width": template.model_config.get("width")}
     model = build(config)
     apply_genome(model, template.with_vector(vector),
                  backend.rng(backend.derive_seed(seed, "encodings")))  # on the host: the same on any device
