@@ -1,8 +1,11 @@
 """Parameter counts, dense against genetic, layer by layer (paper eq. 2, Tables 1-2).
 
+    python -m gee_ref.params                                  # every architecture, its defaults
     python -m gee_ref.params --arch resnet19 --genes 100 [--classes 10]
+    python -m gee_ref.params --arch vgg8 --width 8 --image-size 16
 
-builds the dense twin and the genetic network and counts the numbers each module holds,
+Without ``--arch`` one line per registered architecture (default g, scope, input and width)
+gives the dense and genetic totals. With ``--arch`` the command builds the dense twin and the genetic network and counts the numbers each module holds,
 from the built models' parameters (nothing is re-derived): a genetic layer holds
 g*(C_out + C_in*kh*kw) (eq. 2; g*C_out with a chained X_in, eq. 3) where its dense twin holds
 C_out*C_in*kh*kw, plus the same bias; G is counted once (g*g); batch-norm gammas and betas
@@ -76,10 +79,34 @@ def format_table(table, title: str) -> str:
     return "\n".join(out)
 
 
+def overview() -> list:
+    """[(arch, input, width, g, scope, dense, genetic)] for every registered architecture, at its defaults."""
+    rows = []
+    for arch, spec in ARCHITECTURES.items():
+        genetic, dense = build_model(arch), build_model(arch, genetic=False)
+        cfg = genetic.config
+        rows.append((arch, f"{cfg['in_channels']}x{cfg['image_size']}x{cfg['image_size']}", cfg.get("width"),
+                     cfg["genes"], cfg["scope"], count_parameters(dense), count_parameters(genetic)))
+    return rows
+
+
+def format_overview(rows) -> str:
+    header = ("architecture", "input", "width", "g", "scope", "dense", "genetic", "genetic/dense")
+    body = [(arch, shape, "-" if width is None else str(width), str(genes), scope, f"{dense:,}", f"{genetic:,}",
+             f"{100 * genetic / dense:.1f}%") for arch, shape, width, genes, scope, dense, genetic in rows]
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(header), "-" * len(line(header))] + [line(r) for r in body])
+
+
 def main(argv=None):
     parser = ArgumentParser(prog="python -m gee_ref.params",
                             description="Dense vs genetic parameter counts per layer (paper eq. 2).")
-    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
+    parser.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES),
+                        help="one architecture, layer by layer (default: every architecture's totals)")
     parser.add_argument("--genes", type=int, default=None, help="g (default: the architecture's)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the architecture's)")
     parser.add_argument("--image-size", type=int, default=None)
@@ -87,14 +114,24 @@ def main(argv=None):
     parser.add_argument("--scope", choices=sorted(SCOPES), default=None,
                         help="which layers are genetic (default: the architecture's)")
     parser.add_argument("--share-encodings", action="store_true", help="chain genetic FC encodings (eq. 3)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="the layout's width (vgg8, resnet14; default: the architecture's)")
     args = parser.parse_args(argv)
+    if args.arch is None:
+        if any(v not in (None, False) for k, v in vars(args).items() if k != "arch"):
+            raise ValueError("the options --genes, --classes, ... need --arch (without it: every architecture's defaults)")
+        print(format_overview(overview()))
+        return
     common = dict(num_classes=args.classes, image_size=args.image_size, in_channels=args.in_channels)
+    if args.width is not None:
+        common["width"] = args.width
     genetic = build_model(args.arch, genetic=True, genes=args.genes, scope=args.scope,
                           share_encodings=args.share_encodings, **common)
     dense = build_model(args.arch, genetic=False, **common)
     cfg = genetic.config
     title = (f"{args.arch}: g={cfg['genes']}, scope {cfg['scope']}, {cfg['num_classes']} classes, "
              f"{cfg['in_channels']}x{cfg['image_size']}x{cfg['image_size']} input"
+             f"{', width ' + str(cfg['width']) if 'width' in cfg else ''}"
              f"{', chained encodings' if cfg['share_encodings'] else ''}")
     print(format_table(parameter_table(dense, genetic), title))
 

@@ -62,6 +62,64 @@ def test_resnet19_counts_against_hand_written_layout(classes):
     assert (dense, genetic) == {10: (12_697_994, 4_340_134), 100: (12_721_124, 4_363_264)}[classes]
 
 
+def vgg8_layout(width, channels, side, classes):
+    """(C_out, fan_in, bias) of vgg8's weight layers, written out by hand; and its BN widths."""
+    w = width
+    convs = [(w, channels), (w, w), (2 * w, w), (2 * w, 2 * w), (4 * w, 2 * w), (4 * w, 4 * w)]
+    layers = [(o, 9 * i, False) for o, i in convs]
+    layers += [(8 * w, 4 * w * (side // 8) ** 2, False), (classes, 8 * w, True)]
+    return layers, [o for o, _ in convs] + [8 * w]
+
+
+def resnet14_layout(width, channels, classes):
+    """(C_out, fan_in, bias, genetic under scope "convs") of resnet14's weight layers, by hand; BN widths."""
+    w = width
+    layers = [(w, 9 * channels, False, True)]
+    norms = [w]
+    c_in = w
+    for c_out in (w, 2 * w, 4 * w):
+        for _ in range(2):
+            layers += [(c_out, 9 * c_in, False, True), (c_out, 9 * c_out, False, True)]
+            norms += [c_out, c_out]
+            if c_in != c_out:
+                layers.append((c_out, c_in, False, False))
+                norms.append(c_out)
+            c_in = c_out
+    return layers + [(classes, 4 * w, True, False)], norms
+
+
+@pytest.mark.parametrize("width,channels,side,classes,genes", [(1, 1, 8, 3, 2), (3, 3, 16, 10, 4),
+                                                               (16, 3, 32, 10, 16), (5, 1, 24, 7, 8)])
+def test_small_nets_count_against_hand_written_layouts(width, channels, side, classes, genes):
+    common = dict(width=width, in_channels=channels, image_size=side, num_classes=classes, time_steps=1)
+    layers, norms = vgg8_layout(width, channels, side, classes)  # scope "all": every layer genetic
+    bias, bn = sum(o for o, _, b in layers if b), sum(2 * c for c in norms)
+    assert count_parameters(build_model("vgg8", genetic=False, **common)) == \
+           sum(o * i for o, i, _ in layers) + bias + bn
+    assert count_parameters(build_model("vgg8", genes=genes, **common)) == \
+           genes * genes + sum(genes * (o + i) for o, i, _ in layers) + bias + bn
+    layers, norms = resnet14_layout(width, channels, classes)
+    bias, bn = sum(o for o, _, b, _ in layers if b), sum(2 * c for c in norms)
+    assert count_parameters(build_model("resnet14", genetic=False, **common)) == \
+           sum(o * i for o, i, _, _ in layers) + bias + bn
+    assert count_parameters(build_model("resnet14", genes=genes, **common)) == \
+           genes * genes + sum(genes * (o + i) if gen else o * i for o, i, _, gen in layers) + bias + bn
+
+
+def test_width_scales_the_counts_as_the_layout_says():
+    """Doubling w: the inner layers (3x3 convs after the stem, the hidden FC) hold 4x the dense
+    weights (both of their sides scale with w) and 2x the genetic encodings (g (C_out + fan_in)
+    is linear in w)."""
+    def weights(model):
+        return sum(int(p.size) for m in model.weight_layers() for name, p in m._parameters.items()
+                   if p is not None and name != "b" and m.role in ("conv", "hidden_fc"))
+
+    for arch in ("vgg8", "resnet14"):
+        dense = [weights(build_model(arch, genetic=False, width=w, time_steps=1)) for w in (4, 8)]
+        genetic = [weights(build_model(arch, genes=5, width=w, time_steps=1)) for w in (4, 8)]
+        assert dense[1] == 4 * dense[0] and genetic[1] == 2 * genetic[0], arch
+
+
 def test_dense_counts_of_the_paper_architectures():
     # ResNet-34 for ImageNet: torchvision's resnet34 has 21,797,672 parameters (paper: 21.79M)
     assert count_parameters(build_model("resnet34", genetic=False)) == 21_797_672
@@ -88,6 +146,26 @@ def test_table_rows_add_up_and_name_g_once():
     assert classifier[5] == 16 * 10 + 10 and classifier[4] == 1280 + 10
 
 
+def test_cli_without_arch_lists_every_architecture(capsys):
+    main([])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["architecture", "input"] and len(lines) == 2 + len(ARCHITECTURES)
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert sorted(rows) == sorted(ARCHITECTURES)
+    for arch in ("vgg8", "resnet14", "resnet19"):
+        dense = count_parameters(build_model(arch, genetic=False))
+        genetic = count_parameters(build_model(arch))
+        assert rows[arch][5:7] == [f"{dense:,}", f"{genetic:,}"], arch
+    assert rows["vgg8"][2] == "16" and rows["digits"][2] == "-"
+
+
+def test_cli_width_changes_the_table(capsys):
+    main(["--arch", "resnet14", "--width", "8", "--genes", "4"])
+    out = capsys.readouterr().out
+    assert "width 8" in out
+    assert f"{count_parameters(build_model('resnet14', genes=4, width=8)):,}" in out
+
+
 def test_cli_prints_table_and_totals(capsys):
     main(["--arch", "resnet19", "--genes", "100", "--classes", "100"])
     out = capsys.readouterr().out
@@ -99,6 +177,10 @@ def test_cli_prints_table_and_totals(capsys):
     (["--arch", "alexnet"], "invalid choice"),
     (["--arch", "digits", "--genes", "0"], "genes must be a positive int"),
     (["--arch", "digits", "--genes", "many"], "invalid int value"),
+    (["--arch", "digits", "--width", "8"], "digits has no width option"),
+    (["--arch", "vgg8", "--width", "0"], "width must be a positive int"),
+    (["--arch", "vgg8", "--image-size", "20"], "divisible by 8"),
+    (["--genes", "8"], "need --arch"),
 ])
 def test_cli_bad_arguments_give_one_line_and_exit_2(args, message):
     result = subprocess.run([sys.executable, "-m", "gee_ref.params", *args], capture_output=True, text=True,

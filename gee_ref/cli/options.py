@@ -18,12 +18,13 @@ def architecture_list() -> str:
 
 
 def add_run_options(parser, out_help: str, arch_default_help: str) -> None:
-    """--arch, --genes, --data, --time-steps, --batch-size, --seed, --device, --tf32, --out,
+    """--arch, --genes, --width, --data, --time-steps, --batch-size, --seed, --device, --tf32, --out,
     --resume, --progress."""
     add = parser.add_argument
     add("--arch", default=None, metavar="ARCH",
         help=f"architecture ({arch_default_help}); one of: {architecture_list()}")
     add("--genes", type=int, default=None, help="number of genes g (default: the architecture's)")
+    add("--width", type=int, default=None, help="base width w of vgg8 and resnet14 (default 16)")
     add("--data", default=None, help="dataset HDF5 file (default: the embedded digits)")
     add("--time-steps", dest="time_steps", type=int, default=None, help="T (default 4)")
     add("--batch-size", dest="batch_size", type=int, default=None, help="default by dataset")

@@ -101,7 +101,7 @@ def build_phenotype(settings: EvaluationSettings, vector, seed: int, num_classes
               "image_shape": list(image_shape), "time_steps": template.model_config.get("time_steps", 4),
               "scope": template.model_config.get("scope"),
               "share_encodings": template.model_config.get("share_encodings", False),
-              "seed": seed, "device": settings.device}
+              "width": template.model_config.get("width"), "seed": seed, "device": settings.device}
     model = build_from_config(config)
     apply_genome(model, template.with_vector(vector),
                  backend.rng(backend.derive_seed(seed, "encodings")))  # on the host: the same on any device

@@ -130,7 +130,7 @@ def describe(model) -> Genome:
 
 def _model_config(model) -> dict:
     """The ``build_model`` settings of a model that a genome file keeps (JSON-ready)."""
-    keep = ("num_classes", "in_channels", "image_size", "time_steps", "share_encodings", "scope")
+    keep = ("num_classes", "in_channels", "image_size", "time_steps", "share_encodings", "scope", "width")
     return {k: model.config[k] for k in keep if k in model.config}
 
 

@@ -103,8 +103,9 @@ class Evolution:
         self.config, self.out, self.executor, self.progress = config, Path(out), executor, progress
         c = config
         template_model = build_from_config({"arch": c["arch"], "genetic": True, "genes": c["genes"],
-                                "num_classes": c["num_classes"], "image_shape": c["image_shape"],
-                                "time_steps": c["time_steps"], "seed": 0, "device": "cpu"})
+                                            "width": c.get("width"), "num_classes": c["num_classes"],
+                                            "image_shape": c["image_shape"], "time_steps": c["time_steps"],
+                                            "seed": 0, "device": "cpu"})
         self.start = starting_genome(template_model)
         self.n = self.start.vector.size
         alpha, beta, self.evolves = fitness.variant_weights(c["variant"], c["alpha"], c["beta"])

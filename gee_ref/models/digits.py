@@ -10,6 +10,12 @@ test accuracy; the BN after the hidden FC keeps its neurons firing from the star
 it the FC's input rates of a few percent leave its membranes below threshold at init), and
 makes a bias in that FC redundant (BN subtracts it again), so it has none.
 Dense: 151,530 parameters for 10 classes (BN included); genetic, g = 32: 55,338.
+
+The layout takes any image side and channel count (the FC's input is 64 (H/2)^2): on 32x32
+colour images (``in_channels=3, image_size=32``) the FC sees 16,384 inputs, 2,118,186 dense
+parameters against 547,434 genetic at g = 32. An earlier session trained it so on CIFAR-10
+(JPEG re-encoding, full split): 64.2% test accuracy after 8 epochs at T = 2, g = 32, batch 32
+(22 minutes on one CPU core; issue 16).
 """
 from __future__ import annotations
 
