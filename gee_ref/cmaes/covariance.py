@@ -18,11 +18,10 @@ What ``CMAES`` asks of either:
     condition_number         cond(C) = max(D)^2 / min(D)^2
     state(), restore(arrays) the arrays a saved run needs (``gee_ref.cmaes.state``)
 
-``check_eigensystem`` is what ``decompose`` runs afterwards: finite eigenvalues and
-eigenvectors, a positive largest eigenvalue, and (where asked, on CuPy) B orthonormal. A
-failure raises ``EigensystemError``, one line, instead of letting NaN reach the samples:
-CuPy does not raise cuSOLVER's errors by default, so a failed ``eigh`` would only surface
-later as "X contains NaN".
+``check_eigensystem`` is what ``decompose`` runs afterwards: finite eigenvalues, the largest
+positive, and on CuPy also B finite and orthonormal. A failure raises ``EigensystemError``,
+one line, instead of letting NaN reach the samples: CuPy does not raise cuSOLVER's errors by
+default, so a failed ``eigh`` would only surface later as "X contains NaN".
 """
 from __future__ import annotations
 
@@ -43,26 +42,34 @@ class EigensystemError(ValueError):
     """The eigendecomposition of C failed (non-finite, not positive, or B not orthonormal)."""
 
 
-def check_eigensystem(eigenvalues, B, xp, orthonormal: bool) -> None:
+def check_eigensystem(eigenvalues, B, xp, check_B: bool) -> None:
     """Raise ``EigensystemError`` unless C = B diag(eigenvalues) B^T is a usable decomposition.
 
-    ``B`` None stands for the identity (diagonal C). ``orthonormal`` also checks
-    max |B^T B - I| <= ORTHONORMALITY_TOLERANCE, an O(n^3) product: done on CuPy, whose
-    ``eigh`` does not raise when cuSOLVER fails; NumPy's LAPACK raises LinAlgError itself.
+    Always, in O(n): the largest eigenvalue finite (NaN anywhere makes it NaN) and positive
+    (smaller ones are floored by ``square_roots``). ``check_B`` also checks B: finite, and
+    max |B^T B - I| <= ORTHONORMALITY_TOLERANCE, an O(n^3) product. That is done on CuPy, whose
+    ``eigh`` does not raise when cuSOLVER fails; NumPy's LAPACK raises LinAlgError itself, and
+    returns finite eigenvectors with finite eigenvalues. ``B`` None stands for I (diagonal C).
     """
-    smallest, largest = float(eigenvalues.min()), float(eigenvalues.max())  # NaN if any is NaN
-    entries = 0.0 if B is None else float(B.sum())  # NaN or inf if any entry is (|B_ij| <= 1 otherwise)
-    if not (math.isfinite(smallest) and math.isfinite(largest) and math.isfinite(entries)):
-        raise _failure(eigenvalues, xp, "returned NaN or inf: C is too ill-conditioned or the solver failed; "
-                                        "stop the run earlier (max_condition, tolupsigma) or use diagonal=True")
+    largest = float(eigenvalues.max())  # NaN if any eigenvalue is NaN
+    if not math.isfinite(largest):
+        raise _failure(eigenvalues, xp, "returned NaN or inf eigenvalues: C is too ill-conditioned or the solver "
+                                        "failed; stop the run earlier (max_condition, tolupsigma) or use diagonal=True")
     if not largest > 0:
         raise _failure(eigenvalues, xp, f"says C is not positive definite (largest eigenvalue {largest:.3g}): "
                                         "sigma or C collapsed; stop the run earlier (tolupsigma, max_condition)")
-    if orthonormal and B is not None:
+    if check_B and B is not None:
+        if not math.isfinite(float(B.sum())):  # NaN or inf iff an entry is (|B_ij| <= 1 otherwise)
+            raise _failure(eigenvalues, xp, "returned NaN or inf eigenvectors: the solver failed")
         deviation = float(xp.max(xp.abs(B.T @ B - xp.eye(B.shape[0]))))
         if not deviation <= ORTHONORMALITY_TOLERANCE:
             raise _failure(eigenvalues, xp, f"returned eigenvectors that are not orthonormal: max |B^T B - I| = "
                                             f"{deviation:.3g} > {ORTHONORMALITY_TOLERANCE:.3g}; the solver failed")
+
+
+def square_roots(eigenvalues, xp):
+    """D = sqrt of C's eigenvalues, each at least EIGENVALUE_FLOOR times the largest."""
+    return xp.sqrt(xp.maximum(eigenvalues, xp.max(eigenvalues) * EIGENVALUE_FLOOR))
 
 
 def _failure(eigenvalues, xp, what: str) -> EigensystemError:
@@ -105,16 +112,16 @@ class FullCovariance:
         self.C += rank_one_vectors.T @ (coefficients[:, None] * rank_one_vectors)
 
     def decompose(self) -> None:
-        """B, D from C = B D^2 B^T, eigenvectors sign-normalised, then ``check_eigensystem``."""
+        """B, D from C = B D^2 B^T after ``check_eigensystem``, eigenvectors sign-normalised."""
         xp = self.xp
         self.C = xp.triu(self.C) + xp.triu(self.C, 1).T  # enforce symmetry
         eigenvalues, B = xp.linalg.eigh(self.C)
-        check_eigensystem(eigenvalues, B, xp, orthonormal=self.check_orthonormal)
+        check_eigensystem(eigenvalues, B, xp, check_B=self.check_orthonormal)
         # eigenvectors are unique up to sign: make each column's largest entry positive, so that
         # NumPy's LAPACK and CuPy's cuSOLVER give the same B (runs replay across devices)
         largest = xp.argmax(xp.abs(B), axis=0)
         self.B = B * xp.sign(B[largest, xp.arange(B.shape[0])])
-        self.D = xp.sqrt(xp.maximum(eigenvalues, xp.max(eigenvalues) * EIGENVALUE_FLOOR))
+        self.D = square_roots(eigenvalues, xp)
 
     @property
     def diagonal(self):
@@ -163,9 +170,9 @@ class DiagonalCovariance:
         self.variances = decay * self.variances + c_1 * p_c ** 2 + c_mu * (weights_circ @ y ** 2)
 
     def decompose(self) -> None:
-        """D = sqrt(diag C), then ``check_eigensystem``."""
-        check_eigensystem(self.variances, None, self.xp, orthonormal=False)
-        self.D = self.xp.sqrt(self.variances)
+        """D = sqrt(diag C) after ``check_eigensystem``."""
+        check_eigensystem(self.variances, None, self.xp, check_B=False)
+        self.D = square_roots(self.variances, self.xp)
 
     @property
     def diagonal(self):
