@@ -44,9 +44,9 @@ Choices of gee_ref:
   candidates then differ between devices though their distribution N(m, sigma^2 S C S) is the
   same; the update from given (X, f) is device-independent, and a run replays bit for bit on
   one device.
-- every eigendecomposition is checked (finite, C positive definite; on CuPy also B^T B = I),
-  and a failed one raises ``EigensystemError`` (a ValueError, one line) instead of sampling
-  NaN (``covariance.check_eigensystem``).
+- every eigendecomposition is checked (the largest eigenvalue finite and positive; on CuPy
+  also B finite and B^T B = I), and a failed one raises ``EigensystemError`` (a ValueError,
+  one line) instead of sampling NaN (``covariance.check_eigensystem``).
 - termination: ``termination.stop_criteria`` (tutorial Appendix B.3 and two of pycma's).
 """
 from __future__ import annotations
