@@ -13,6 +13,8 @@ import pytest
 
 from gee_ref import backend
 from gee_ref.cmaes import CMAES
+from gee_ref.cmaes import EigensystemError
+from gee_ref.cmaes.covariance import ORTHONORMALITY_TOLERANCE, check_eigensystem
 from gee_ref.cmaes.parameters import cma_parameters, default_popsize
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
@@ -130,30 +132,38 @@ def linear(X):
     return X[:, 0] - 0.5 * X[:, 1]
 
 
-@pytest.mark.parametrize("function, diagonal, active", [
-    (rosenbrock, False, True), (rosenbrock, False, False), (rosenbrock, True, True), (linear, False, True)])
-def test_one_generation_follows_equations_38_to_47(function, diagonal, active):
+SCALED = np.array([0.5, 2.0, 1.0, 0.03, 7.0, 1.0, 0.2])  # per-coordinate stds of the n = 7 cases below
+
+
+@pytest.mark.parametrize("function, diagonal, active, stds", [
+    (rosenbrock, False, True, None), (rosenbrock, False, False, None), (rosenbrock, True, True, None),
+    (linear, False, True, None), (rosenbrock, False, True, SCALED), (rosenbrock, True, True, SCALED)])
+def test_one_generation_follows_equations_38_to_47(function, diagonal, active, stds):
     """tell() against the tutorial's summary written out sample by sample, from a state with
     C != I, stale (lazy) B and D, and non-zero evolution paths. On the linear function sigma
-    grows fast and h_sigma is 0."""
+    grows fast and h_sigma is 0. With stds s, S = diag(s) enters the mean difference and the
+    mean update: y = S^-1 (x - m) / sigma, m <- m + c_m sigma S <y>_w."""
     n = 7
-    es = CMAES(np.linspace(-1, 2, n), 0.8, seed=6, diagonal=diagonal, active=active)
+    es = CMAES(np.linspace(-1, 2, n), 0.8, seed=6, diagonal=diagonal, active=active, stds=stds)
+    S = np.ones(n) if stds is None else stds
     for _ in range(12):
         X = es.ask()
         es.tell(X, function(X))
     p = es.params
     m, sigma, p_s, p_c, g = es.mean.copy(), es.sigma, es.p_sigma.copy(), es.p_c.copy(), es.generation
     C = np.diag(es.diagonal_C) if diagonal else es.C.copy()
-    X = es.ask()  # may refresh B and D: read them after
+    z = np.random.default_rng(1).standard_normal((p.popsize, n))
+    X = es.ask(z)  # may refresh B and D: read them after
     B = np.eye(n) if diagonal else es.B.copy()
     D = es.D.copy()
+    np.testing.assert_allclose(X, m + sigma * S * ((z * D) @ B.T), rtol=1e-13)  # x_k = m + sigma S B D z_k
     f = function(X)
     es.tell(X, f)
 
     inv_sqrt_C = B @ np.diag(1 / D) @ B.T
-    ys = [(X[k] - m) / sigma for k in np.argsort(f)]
+    ys = [(X[k] - m) / (sigma * S) for k in np.argsort(f)]
     y_w = sum(p.weights[i] * ys[i] for i in range(p.mu))
-    m_new = m + p.c_m * sigma * y_w
+    m_new = m + p.c_m * sigma * S * y_w
     p_s_new = (1 - p.c_sigma) * p_s + math.sqrt(p.c_sigma * (2 - p.c_sigma) * p.mu_eff) * inv_sqrt_C @ y_w
     sigma_new = sigma * math.exp(p.c_sigma / p.d_sigma * (np.linalg.norm(p_s_new) / p.chi_n - 1))
     h = np.linalg.norm(p_s_new) / math.sqrt(1 - (1 - p.c_sigma) ** (2 * (g + 1))) < (1.4 + 2 / (n + 1)) * p.chi_n
@@ -421,9 +431,154 @@ def test_stop_criteria():
     assert "condition" in ill.stop() and ill.condition_number > 1e3
 
 
+# ---------------------------------------------------------------- per-coordinate stds (pycma's CMA_stds)
+def run_states(es, function, generations, z_seed=0):
+    """(X, sigma, C or diag C, p_sigma, p_c, mean) after each of ``generations`` generations,
+    the samples z drawn from one generator so that two runs see the same z."""
+    draws = np.random.default_rng(z_seed)
+    states = []
+    for _ in range(generations):
+        X = es.ask(draws.standard_normal((es.popsize, es.n)))
+        es.tell(X, function(X))
+        states.append((X, es.sigma, es.C.copy() if not es.diagonal else es.diagonal_C.copy(),
+                       es.p_sigma.copy(), es.p_c.copy(), es.mean.copy()))
+    return states
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_unit_stds_are_the_plain_algorithm_bit_for_bit(diagonal):
+    """stds = 1 multiplies and divides by 1.0 (exact): the trajectory without stds, bit for bit."""
+    plain = run_states(CMAES(np.full(9, 2.0), 0.6, diagonal=diagonal), rosenbrock, 40)
+    ones = run_states(CMAES(np.full(9, 2.0), 0.6, diagonal=diagonal, stds=[1.0] * 9), rosenbrock, 40)
+    for a, b in zip(plain, ones):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_power_of_two_stds_are_sigma0_times_that_power_bit_for_bit():
+    """s = 4 (1, ..., 1) and sigma0 4 give the same samples, paths and C, bit for bit (scaling by
+    a power of two is exact), and sigma differs by exactly 4: S sits where sigma does in (40) and
+    (42), and y = S^-1 (x - m) / sigma sees neither."""
+    scaled = run_states(CMAES(np.full(9, 2.0), 0.6, stds=np.full(9, 4.0)), rosenbrock, 40)
+    bigger = run_states(CMAES(np.full(9, 2.0), 2.4), rosenbrock, 40)
+    for (X, sigma, *rest), (X_b, sigma_b, *rest_b) in zip(scaled, bigger):
+        np.testing.assert_array_equal(X, X_b)
+        assert 4 * sigma == sigma_b
+        for u, v in zip(rest, rest_b):
+            np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_stds_run_is_the_plain_run_in_the_scaled_coordinates(diagonal):
+    """CMA-ES with stds s on f from x0 is plain CMA-ES on g(u) = f(S u) from u0 = S^-1 x0, with
+    x = S u: the multipliers are a change of coordinates, not represented in C (pycma's doc)."""
+    s = np.array([1e-2, 1.0, 3.0, 0.3, 1e-2, 20.0, 1.0, 0.05])
+    x0 = np.linspace(0.2, 1.5, 8) * s
+    scaled = run_states(CMAES(x0, 0.7, stds=s, diagonal=diagonal), lambda X: ellipsoid(X / s, 1e3), 60)
+    plain = run_states(CMAES(x0 / s, 0.7, diagonal=diagonal), lambda U: ellipsoid(U, 1e3), 60)
+    for (X, sigma, C, p_s, p_c, m), (U, sigma_u, C_u, p_s_u, p_c_u, m_u) in zip(scaled, plain):
+        np.testing.assert_allclose(X / s, U, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m / s, m_u, rtol=1e-9, atol=1e-12)
+        assert sigma == pytest.approx(sigma_u, rel=1e-9)
+        np.testing.assert_allclose(C, C_u, rtol=1e-9, atol=1e-12 * np.abs(C_u).max())
+        np.testing.assert_allclose(p_s, p_s_u, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(p_c, p_c_u, rtol=1e-9, atol=1e-12)
+    assert sigma < 0.1  # the runs did go somewhere
+
+
+def test_sample_stds_start_at_sigma0_times_stds():
+    s = np.array([0.1, 2.0, 1.0])
+    es = CMAES(np.zeros(3), 0.5, stds=s, seed=0)
+    np.testing.assert_array_equal(es.sample_stds, 0.5 * s)
+    X = np.concatenate([es.ask() for _ in range(400)])  # 400 generations of samples from N(0, 0.25 S^2)
+    np.testing.assert_allclose(X.std(axis=0), 0.5 * s, rtol=0.05)
+
+
+# ---------------------------------------------------------------- runaway step size
+def linear_sum(X):
+    return np.sum(X, axis=1)
+
+
+def bbob_f19(n, instance):
+    """bbob's f19, composite Griewank-Rosenbrock F8F2 (Hansen, Finck, Ros, Auger, "Real-Parameter
+    Black-Box Optimization Benchmarking 2009: Noiseless Functions Definitions", INRIA RR-6829):
+
+        z = max(1, sqrt(n)/8) R x + 0.5,  s_i = 100 (z_i^2 - z_{i+1})^2 + (z_i - 1)^2,
+        f(x) = 10/(n-1) sum_{i<n} (s_i / 4000 - cos(s_i)) + 10   (f_opt = 0 at z = 1)
+
+    with R a random rotation (here a seeded one: "bbob-like", not COCO's instance)."""
+    R = random_rotation(n, instance)
+    scale = max(1.0, math.sqrt(n) / 8)
+
+    def f19(X):
+        Z = scale * X @ R.T + 0.5
+        s = 100.0 * (Z[:, :-1] ** 2 - Z[:, 1:]) ** 2 + (Z[:, :-1] - 1.0) ** 2
+        return 10.0 / (n - 1) * np.sum(s / 4000.0 - np.cos(s), axis=1) + 10.0
+    return f19
+
+
+def test_f19_has_its_optimum_zero_at_z_equal_one():
+    n, R = 5, random_rotation(5, 0)
+    x_opt = R.T @ np.full(n, 0.5)  # z = R x + 0.5 = 1 (scale 1 for n < 64)
+    assert bbob_f19(n, 0)(x_opt[None, :])[0] == pytest.approx(0.0, abs=1e-12)
+    others = bbob_f19(n, 0)(np.random.default_rng(0).uniform(-5, 5, (1000, n)))
+    assert others.min() > 0
+
+
+def run_until_stop(es, function, max_evaluations, sigma_above=math.inf):
+    """Run until stop() or the budget; also stop once sigma exceeds sigma_above."""
+    while es.evaluations < max_evaluations and es.sigma <= sigma_above:
+        X = es.ask()
+        es.tell(X, function(X))
+        if es.stop():
+            break
+    return es
+
+
+def test_linear_function_stops_on_tolfacupx_then_tolupsigma_long_before_overflow():
+    """f(x) = sum(x), n = 10: without the two criteria sigma grows without end (measured: past
+    1e200 before `condition` stopped it). tolfacupx (1e3) stops it first; without it tolupsigma
+    (sigma / sigma0 > 1e20 max(D)) does, with sigma near 1e20. pycma stops at the same
+    criteria (tests/test_pycma_behaviour.py)."""
+    default = run_until_stop(CMAES(np.zeros(10), 1.0, seed=3), linear_sum, 10**6)
+    assert default.stop() == {"tolfacupx": 1e3}
+    assert 1e3 <= np.max(default.sample_stds) < 1e4 and default.generation < 100
+
+    no_facupx = run_until_stop(CMAES(np.zeros(10), 1.0, seed=3, tolfacupx=math.inf), linear_sum, 10**6)
+    assert no_facupx.stop() == {"tolupsigma": 1e20}
+    assert 1e20 < no_facupx.sigma < 1e22 and no_facupx.generation < 400
+
+    runaway = run_until_stop(CMAES(np.zeros(10), 1.0, seed=3, tolfacupx=math.inf, tolupsigma=math.inf),
+                             linear_sum, 10**6, sigma_above=1e100)
+    assert runaway.sigma > 1e100 and not runaway.stop()
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_f19_stops_on_tolupsigma_instead_of_sigma_growing_to_1e36(n):
+    """bbob f19 (3-D and 5-D; instance and seed 0 of each showed the runaway): sigma grows while
+    C shrinks. With tolfun and condition off (a run nothing else stops), sigma passes 1e36
+    without tolupsigma; with it the run stops there, sigma / sigma0 above 1e20 max(D) while
+    sigma max(D) is still of order sigma0 or less."""
+    x0 = np.random.default_rng(100).uniform(-4, 4, n)
+    options = dict(seed=0, tolfun=0.0, max_condition=math.inf)
+    budget = 40_000 * n
+    with np.errstate(invalid="ignore"):  # C's diagonal goes negative by rounding on the way to 1e36
+        runaway = run_until_stop(CMAES(x0, 2.0, tolupsigma=math.inf, **options), bbob_f19(n, 0), budget,
+                                 sigma_above=1e36)
+    assert runaway.sigma > 1e36 and runaway.evaluations < budget
+
+    stopped = run_until_stop(CMAES(x0, 2.0, **options), bbob_f19(n, 0), budget)
+    assert stopped.stop() == {"tolupsigma": 1e20}
+    assert stopped.sigma / 2.0 > 1e20 * np.max(stopped.D) and stopped.sigma < 1e36
+    assert stopped.sigma * np.max(stopped.D) < 2.0 and stopped.evaluations < runaway.evaluations
+
+
 @pytest.mark.parametrize("kwargs", [dict(x0=np.ones((2, 2))), dict(x0=[]), dict(x0=[np.nan, 1.0]),
                                     dict(sigma0=0.0), dict(sigma0=-1.0), dict(popsize=1),
-                                    dict(maxiter=0), dict(tolx=-1.0), dict(backend="tpu")])
+                                    dict(maxiter=0), dict(tolx=-1.0), dict(backend="tpu"),
+                                    dict(stds=[1.0, 1.0]), dict(stds=[1.0, 0.0, 1.0]), dict(stds=[1.0, -2.0, 1.0]),
+                                    dict(stds=[1.0, np.nan, 1.0]), dict(stds=np.ones((3, 1))),
+                                    dict(tolupsigma=-1.0), dict(tolfacupx="big")])
 def test_bad_arguments_raise_value_error(kwargs):
     arguments = dict(x0=np.ones(3), sigma0=1.0)
     arguments.update(kwargs)
@@ -520,6 +675,140 @@ def test_save_replaces_an_existing_file_and_load_rejects_other_files(tmp_path):
         CMAES.load(tmp_path / "missing.h5")
 
 
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_state_files_of_format_1_still_load_and_continue(diagonal):
+    """tests/data/cmaes-state-v1-*.h5 were written by gee_ref before stds (format
+    "gee_ref.cmaes/1"): CMAES(np.full(6, 2.0), 0.7, seed=5, diagonal=..., maxiter=50), 5 generations
+    on the ellipsoid(condition 1e6), then save(). They load with stds = 1, sigma0 = the saved
+    sigma, the default runaway bounds, and continue as the same run does from scratch."""
+    name = "diagonal" if diagonal else "full"
+    resumed = CMAES.load(os.path.join(DATA, f"cmaes-state-v1-{name}.h5"))
+    straight = CMAES(np.full(6, 2.0), 0.7, seed=5, diagonal=diagonal, maxiter=50)
+    for _ in range(5):
+        X = straight.ask()
+        straight.tell(X, ellipsoid(X))
+    assert (resumed.generation, resumed.maxiter, resumed.diagonal) == (5, 50, diagonal)
+    np.testing.assert_array_equal(resumed.stds, np.ones(6))
+    assert resumed.sigma0 == resumed.sigma and (resumed.tolupsigma, resumed.tolfacupx) == (1e20, 1e3)
+    assert resumed.sigma == pytest.approx(straight.sigma, rel=1e-12)
+    for _ in range(5):
+        X, Y = straight.ask(), resumed.ask()
+        np.testing.assert_allclose(Y, X, rtol=1e-10)
+        straight.tell(X, ellipsoid(X))
+        resumed.tell(Y, ellipsoid(Y))
+    np.testing.assert_allclose(resumed.diagonal_C, straight.diagonal_C, rtol=1e-10)
+
+
+def test_save_and_load_keep_stds_sigma0_and_the_runaway_bounds(tmp_path):
+    es = CMAES(np.ones(4), 0.3, seed=2, stds=[1.0, 0.5, 2.0, 1e-3], tolupsigma=1e8, tolfacupx=50.0)
+    for _ in range(3):
+        X = es.ask()
+        es.tell(X, sphere(X))
+    es.save(tmp_path / "s.h5")
+    resumed = CMAES.load(tmp_path / "s.h5")
+    np.testing.assert_array_equal(resumed.stds, es.stds)
+    assert (resumed.sigma0, resumed.tolupsigma, resumed.tolfacupx) == (0.3, 1e8, 50.0)
+    np.testing.assert_array_equal(resumed.ask(), es.ask())
+
+
+def test_load_names_the_file_of_a_damaged_state(tmp_path):
+    es = CMAES(np.ones(3), 1.0, seed=0)
+    path = tmp_path / "state.h5"
+    es.save(path)
+    import h5py
+    with h5py.File(path, "a") as h5:
+        del h5["p_c"]
+    with pytest.raises(ValueError, match=f"^{path}: not a readable gee_ref CMA-ES state") as caught:
+        CMAES.load(path)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with pytest.raises(ValueError, match="text.h5: not a readable gee_ref CMA-ES state"):
+        CMAES.load(tmp_path / "text.h5")
+
+
+# ---------------------------------------------------------------- eigensystem checks
+def decomposed_C(n, seed=0):
+    """A covariance matrix as C looks after a run (not I), and its eigendecomposition."""
+    es = CMAES(np.linspace(-1, 1, n), 0.5, seed=seed)
+    for _ in range(30):
+        X = es.ask()
+        es.tell(X, ellipsoid(X))
+    C = es.C.copy()
+    eigenvalues, B = np.linalg.eigh(C)
+    return C, eigenvalues, B
+
+
+def test_check_eigensystem_accepts_a_decomposition_and_names_each_failure():
+    _, eigenvalues, B = decomposed_C(12)
+    check_eigensystem(eigenvalues, B, np, check_B=True)
+    assert np.abs(B.T @ B - np.eye(12)).max() < ORTHONORMALITY_TOLERANCE * 1e-4  # a real one is far inside
+
+    with_nan = eigenvalues.copy()
+    with_nan[3] = np.nan
+    with pytest.raises(EigensystemError, match="NaN or inf eigenvalues") as caught:
+        check_eigensystem(with_nan, B, np, check_B=False)
+    assert "\n" not in str(caught.value) and isinstance(caught.value, ValueError)
+    with pytest.raises(EigensystemError, match="not positive definite"):
+        check_eigensystem(-np.abs(eigenvalues), B, np, check_B=False)
+
+    broken = np.where(np.eye(12) > 0, np.inf, B)
+    check_eigensystem(eigenvalues, broken, np, check_B=False)  # not asked: NumPy's LAPACK raises itself
+    with pytest.raises(EigensystemError, match="NaN or inf eigenvectors"):
+        check_eigensystem(eigenvalues, broken, np, check_B=True)
+    skewed = B.copy()
+    skewed[:, 0] += 1e-6 * B[:, 1]  # finite, and off by far more than rounding
+    check_eigensystem(eigenvalues, skewed, np, check_B=False)
+    with pytest.raises(EigensystemError, match=r"not orthonormal: max \|B\^T B - I\| = 1e-06"):
+        check_eigensystem(eigenvalues, skewed, np, check_B=True)
+
+
+@pytest.fixture
+def cupy_standin_module():
+    """The strict CuPy stand-in (tests/cupy_standin) as ``cupy`` for one test."""
+    import cupy_standin
+
+    with cupy_standin.installed() as module:
+        yield module
+
+
+@pytest.mark.parametrize("failure", ["nan", "not orthonormal"])
+def test_a_failed_eigh_on_cupy_raises_one_line_instead_of_sampling_nan(cupy_standin_module, monkeypatch, failure):
+    """cuSOLVER does not raise: its eigh can hand back NaN or garbage. On backend "gpu" (here the
+    CuPy stand-in) ask() then raises EigensystemError, a ValueError the commands print as
+    `error: ...`, before any candidate is drawn from it."""
+    cupy = cupy_standin_module
+    es = CMAES(np.linspace(-1, 1, 10), 0.5, seed=1, backend="gpu")
+    for _ in range(3):  # C is decomposed before every ask from the 2nd on at n = 10
+        X = es.ask()
+        es.tell(X, cupy.asarray(ellipsoid(backend.to_host(X))))
+    assert es.eigen_updates == 2
+    solver = cupy.linalg.eigh
+
+    def failing_eigh(C):
+        eigenvalues, B = solver(C)
+        if failure == "nan":
+            return eigenvalues * cupy.nan, B
+        return eigenvalues, B + 1e-3  # finite, plausible-looking, wrong
+
+    monkeypatch.setattr(cupy.linalg, "eigh", failing_eigh)
+    with pytest.raises(EigensystemError) as caught:
+        es.ask()
+    message = str(caught.value)
+    assert "\n" not in message and "n = 10" in message and "cupy.linalg.eigh" in message
+    assert ("NaN or inf eigenvalues" if failure == "nan" else "not orthonormal") in message
+    monkeypatch.setattr(cupy.linalg, "eigh", solver)
+    assert bool(cupy.all(cupy.isfinite(es.ask())))  # the state itself was not touched
+
+
+def test_cpu_runs_skip_the_orthonormality_product():
+    """On NumPy only the O(n^2) checks run (LAPACK raises its own errors); CuPy adds B^T B."""
+    assert CMAES(np.ones(4), 1.0).covariance.check_orthonormal is False
+    assert CMAES(np.ones(4), 1.0, diagonal=True).covariance.check_orthonormal is False
+
+
 # ---------------------------------------------------------------- GPU
 @requires_gpu
 def test_gpu_update_matches_cpu_update():
@@ -543,6 +832,19 @@ def test_gpu_update_matches_cpu_update():
     gpu.ask()  # decomposes the last C
     B, D = backend.to_host(gpu.B), backend.to_host(gpu.D)
     np.testing.assert_allclose((B * D ** 2) @ B.T, backend.to_host(gpu.C), rtol=1e-9, atol=1e-12)
+
+
+@requires_gpu
+def test_gpu_eigensystem_check_passes_on_real_decompositions():
+    """cuSOLVER's eigh on C of a real run at n = 300 is far inside the orthonormality bound, so
+    the check never stops a healthy run."""
+    cupy = backend.xp_for("gpu")
+    es = CMAES(np.linspace(-1, 1, 300), 0.5, seed=4, backend="gpu")
+    while es.eigen_updates < 3:
+        X = es.ask()
+        es.tell(X, cupy.sum(X ** 2 * cupy.linspace(1, 100, 300), axis=1))
+    B = backend.to_host(es.B)
+    assert np.abs(B.T @ B - np.eye(300)).max() < 1e-3 * ORTHONORMALITY_TOLERANCE
 
 
 @requires_gpu

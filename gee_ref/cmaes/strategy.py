@@ -2,25 +2,36 @@
 
 Follows Hansen, "The CMA Evolution Strategy: A Tutorial" (2016): every line of the update
 carries the tutorial's equation number, (38)-(47) being its algorithm summary and (48)-(58)
-its default parameters (see ``cmaes_parameters``). In short, one generation is::
+its default parameters (``parameters``). One generation, with S = diag(s_1..s_n) the fixed
+per-coordinate multipliers of sigma0 (``stds``; S = I by default, see below)::
 
-    z_k ~ N(0, I),  y_k = B D z_k,  x_k = m + sigma y_k                 (38)-(40)
-    <y>_w = sum_i w_i y_{i:lambda},  m <- m + c_m sigma <y>_w           (41)-(42)
+    z_k ~ N(0, I),  y_k = B D z_k,  x_k = m + sigma S y_k                  (38)-(40)
+    y_{i:lambda} = S^-1 (x_{i:lambda} - m) / sigma, sorted by f           (39)-(40)
+    <y>_w = sum_{i<=mu} w_i y_{i:lambda},  m <- m + c_m sigma S <y>_w      (41)-(42)
     p_sigma <- (1 - c_sigma) p_sigma + sqrt(c_sigma (2 - c_sigma) mu_eff) C^-1/2 <y>_w   (43)
-    sigma <- sigma exp(c_sigma / d_sigma (||p_sigma|| / E||N(0,I)|| - 1))               (44)
     p_c <- (1 - c_c) p_c + h_sigma sqrt(c_c (2 - c_c) mu_eff) <y>_w                     (45)
     C <- (1 + c_1 delta(h_sigma) - c_1 - c_mu sum w) C + c_1 p_c p_c^T
-         + c_mu sum_i w_i y_{i:lambda} y_{i:lambda}^T                                   (47)
+         + c_mu sum_i w°_i y_{i:lambda} y_{i:lambda}^T                                 (46)-(47)
+    sigma <- sigma exp(c_sigma / d_sigma (||p_sigma|| / E||N(0,I)|| - 1))               (44)
 
-with C = B D^2 B^T. The eigendecomposition is lazy (recomputed only after
-lambda / (c_1 + c_mu) / n / 10 evaluations), so a generation costs O(lambda n^2) between
-decompositions. ``diagonal=True`` is the separable variant (Ros & Hansen 2008), which keeps
-only the diagonal of C (B = I) and costs O(lambda n).
+``tell`` runs these in blocks as pycma's purecma.py does: sort, recombination, cumulation,
+covariance, step size. C = B D^2 B^T lives in a covariance object (``covariance``): the full
+matrix with a lazy eigendecomposition (refreshed only after lambda / (c_1 + c_mu) / n / 10
+evaluations, so a generation costs O(lambda n^2) between decompositions), or with
+``diagonal=True`` only its diagonal (separable CMA-ES, Ros & Hansen 2008, O(lambda n)).
+
+Initial standard deviation per coordinate (pycma's ``CMA_stds``): with ``stds = s`` the
+search starts from N(x0, sigma0^2 S^2), and S stays as given: it is "not represented in C".
+The tutorial's algorithm runs unchanged in the coordinates u = S^-1 x; only the three places
+where x meets y change, (40) sampling, the mean difference y_{i:lambda} of (39)-(40) that
+feeds the paths and C, and the mean update (42). Step size and paths are those of the scaled
+problem: sigma0 is the std of a coordinate with s_i = 1, sigma s_i sqrt(C_ii) is coordinate
+i's (``sample_stds``). All ones is exactly the plain algorithm (multiplying by 1.0 is exact),
+and s = 2^k (1, ..., 1) is exactly sigma0 2^k.
 
 Choices of gee_ref:
 - ``active=True`` (default) gives the worst lambda - mu samples the tutorial's negative
-  weights in (46)-(47) ("active CMA"); ``active=False`` uses positive weights only. See
-  ``cmaes_parameters``.
+  weights in (46)-(47) ("active CMA"); ``active=False`` uses positive weights only.
 - non-finite fitness values (NaN, +inf, -inf) rank last, in their sampling order, and are
   counted in ``nonfinite_evaluations``.
 - the N(0, I) samples always come from a seeded NumPy generator on the host (``backend.rng(seed,
@@ -30,11 +41,13 @@ Choices of gee_ref:
   that makes B unique, and the same samples give the same candidates on either device; but a
   repeated eigenvalue (C after a rank-(mu + 1) update has n - mu - 1 of them) leaves any
   rotation of its eigenspace a valid B, and LAPACK and cuSOLVER may choose differently. The
-  candidates then differ between devices though their distribution N(m, sigma^2 C) is the same;
-  the update from given (X, f) is device-independent, and a run replays bit for bit on one device.
-- termination (tutorial Appendix B.3): tolfun, the range of the best f of the last
-  10 + ceil(30 n / lambda) generations and of all f of the last one; tolx, sigma * sqrt(C_ii)
-  and sigma * |p_c,i| below tolx for all i; condition, cond(C) above max_condition; maxiter.
+  candidates then differ between devices though their distribution N(m, sigma^2 S C S) is the
+  same; the update from given (X, f) is device-independent, and a run replays bit for bit on
+  one device.
+- every eigendecomposition is checked (the largest eigenvalue finite and positive; on CuPy
+  also B finite and B^T B = I), and a failed one raises ``EigensystemError`` (a ValueError,
+  one line) instead of sampling NaN (``covariance.check_eigensystem``).
+- termination: ``termination.stop_criteria`` (tutorial Appendix B.3 and two of pycma's).
 """
 from __future__ import annotations
 
@@ -43,46 +56,47 @@ import math
 import numpy
 
 from gee_ref import backend as array_backend
+from gee_ref.cmaes import arguments
+from gee_ref.cmaes.covariance import covariance_for
 from gee_ref.cmaes.parameters import cma_parameters
 from gee_ref.cmaes.state import load_state, save_state
+from gee_ref.cmaes.termination import stop_criteria
 
 
 class CMAES:
-    """CMA-ES with the ask-and-tell interface; minimises."""
+    """CMA-ES with the ask-and-tell interface; minimises.
+
+    x0, sigma0: the start N(x0, sigma0^2 S^2); stds: the n multipliers s_i of S (None: ones).
+    popsize: lambda (default 4 + floor(3 ln n)); seed: of the host generator of the z samples.
+    diagonal: separable CMA-ES; active: negative weights; backend: "cpu" (NumPy) or "gpu" (CuPy).
+    maxiter, tolfun, tolx, max_condition, tolupsigma, tolfacupx: ``termination``.
+    """
 
     def __init__(self, x0, sigma0, popsize=None, seed=None, diagonal=False, backend="cpu",
-                 maxiter=None, tolfun=1e-11, tolx=1e-11, max_condition=1e14, active=True):
-        x0_host = numpy.asarray(array_backend.to_host(x0), dtype=numpy.float64)
-        if x0_host.ndim != 1 or x0_host.size < 1 or not numpy.all(numpy.isfinite(x0_host)):
-            raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got shape {x0_host.shape}")
-        if not (isinstance(sigma0, (int, float, numpy.floating, numpy.integer))
-                and math.isfinite(sigma0) and sigma0 > 0):
-            raise ValueError(f"sigma0 must be a finite number > 0, got {sigma0!r}")
-        if maxiter is not None and (not isinstance(maxiter, (int, numpy.integer)) or maxiter < 1):
-            raise ValueError(f"maxiter must be None or an integer >= 1, got {maxiter!r}")
-        for name, value in (("tolfun", tolfun), ("tolx", tolx), ("max_condition", max_condition)):
-            if not (isinstance(value, (int, float, numpy.floating)) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-
-        self.xp = array_backend.xp_for(backend)
+                 maxiter=None, tolfun=1e-11, tolx=1e-11, max_condition=1e14, active=True,
+                 stds=None, tolupsigma=1e20, tolfacupx=1e3):
+        x0 = arguments.start_point(x0)
+        self.sigma0 = arguments.step_size(sigma0)
+        stds = arguments.coordinate_stds(stds, x0.size)
+        self.maxiter = arguments.max_iterations(maxiter)
+        self.tolfun, self.tolx, self.max_condition, self.tolupsigma, self.tolfacupx = (
+            arguments.tolerance(name, value) for name, value in (
+                ("tolfun", tolfun), ("tolx", tolx), ("max_condition", max_condition),
+                ("tolupsigma", tolupsigma), ("tolfacupx", tolfacupx)))
+        self.xp = xp = array_backend.xp_for(backend)
         self.device = backend
-        self.params = cma_parameters(x0_host.size, popsize, diagonal, active)
+        self.params = cma_parameters(x0.size, popsize, diagonal, active)
         self.seed = seed
-        self.maxiter = None if maxiter is None else int(maxiter)
-        self.tolfun, self.tolx, self.max_condition = float(tolfun), float(tolx), float(max_condition)
+        self.rng = array_backend.rng(seed, "cpu")
 
-        xp, n = self.xp, self.params.n
-        self.mean = xp.asarray(x0_host)
-        self.sigma = float(sigma0)
+        n = self.params.n
+        self.mean = xp.asarray(x0)
+        self.sigma = self.sigma0
+        self.stds = xp.asarray(stds)  # the diagonal of S
         self.p_sigma = xp.zeros(n)
         self.p_c = xp.zeros(n)
-        if diagonal:
-            self._diagonal_C = xp.ones(n)
-            self.B = None  # the eigenvectors of a diagonal C are the coordinate axes
-        else:
-            self._C = xp.eye(n)
-            self.B = xp.eye(n)
-        self.D = xp.ones(n)  # square roots of C's eigenvalues: C = B D^2 B^T
+        # cuSOLVER's eigh does not raise on failure: on CuPy, B is also checked to be orthonormal
+        self.covariance = covariance_for(n, xp, diagonal, check_orthonormal=backend == "gpu")
         self._weights = xp.asarray(self.params.weights)  # [lambda], (53)
 
         self.generation = 0
@@ -90,11 +104,10 @@ class CMAES:
         self.eigen_updates = 0
         self.eigen_evaluations = 0  # value of `evaluations` at the last decomposition
         self.nonfinite_evaluations = 0
-        self.best_x = x0_host.copy()
+        self.best_x = x0.copy()
         self.best_f = math.inf
         self.best_history = []  # best finite f of each of the last generations (tolfun)
         self.last_f = numpy.zeros(0)  # sorted finite f of the last generation (tolfun)
-        self.rng = array_backend.rng(seed, "cpu")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -113,21 +126,34 @@ class CMAES:
     def C(self):
         """The full covariance matrix (not kept by the separable variant); tell() updates this
         array in place, so copy it to keep one generation's C."""
-        if self.diagonal:
+        if self.covariance.diagonal_only:
             raise AttributeError("separable CMA-ES (diagonal=True) keeps only diagonal_C, not a full C")
-        return self._C
+        return self.covariance.C
 
     @property
     def diagonal_C(self):
         """The diagonal of C (a copy in the full variant)."""
-        return self._diagonal_C if self.diagonal else self.xp.diag(self._C).copy()
+        return self.covariance.diagonal
+
+    @property
+    def B(self):
+        """C's eigenvectors from the latest decomposition (None for diagonal C: the coordinate axes)."""
+        return self.covariance.B
+
+    @property
+    def D(self):
+        """Square roots of C's eigenvalues from the latest decomposition: C = B D^2 B^T."""
+        return self.covariance.D
 
     @property
     def condition_number(self) -> float:
         """cond(C): max(D)^2 / min(D)^2 from the latest (lazy) eigendecomposition; exact when diagonal."""
-        if self.diagonal:
-            return float(self.xp.max(self._diagonal_C) / self.xp.min(self._diagonal_C))
-        return float(self.xp.max(self.D) / self.xp.min(self.D)) ** 2
+        return self.covariance.condition_number
+
+    @property
+    def sample_stds(self):
+        """sigma s_i sqrt(C_ii): the standard deviation of coordinate i of the next samples."""
+        return self.sigma * (self.stds * self.xp.sqrt(self.diagonal_C))
 
     # ------------------------------------------------------------------ ask
     def ask(self, z=None):
@@ -136,98 +162,60 @@ class CMAES:
         ``z`` optionally gives the [lambda, n] standard normal samples to use instead of the
         generator's (the generator is then left untouched): a stored trajectory replays exactly.
         """
-        xp, lam, n = self.xp, self.popsize, self.n
+        shape = (self.popsize, self.n)
         if z is None:
-            z = self.rng.standard_normal((lam, n))  # z_k ~ N(0, I) (38)
-        z = xp.asarray(z, dtype=xp.float64)
-        if z.shape != (lam, n):
-            raise ValueError(f"z must have shape (lambda, n) = {(lam, n)}, got {tuple(z.shape)}")
+            z = self.rng.standard_normal(shape)  # z_k ~ N(0, I) (38)
+        z = arguments.samples(z, self.xp, shape)
         self._update_eigensystem_if_due()
-        if self.diagonal:
-            y = z * self.D  # y_k = D z_k ~ N(0, C), B = I (39)
-        else:
-            y = (z * self.D) @ self.B.T  # y_k = B D z_k ~ N(0, C) (39)
-        return self.mean + self.sigma * y  # x_k = m + sigma y_k ~ N(m, sigma^2 C) (40)
+        y = self.covariance.sample(z)  # y_k = B D z_k ~ N(0, C) (39)
+        return self.mean + (self.sigma * self.stds) * y  # x_k = m + sigma S y_k ~ N(m, sigma^2 S C S) (40)
 
     def _update_eigensystem_if_due(self) -> None:
         """C = B D^2 B^T (tutorial Sec. 0.1), lazily: only when the evaluation gap is reached."""
         if self.evaluations <= self.eigen_evaluations + self.params.eigen_gap_evaluations:
             return
-        xp = self.xp
-        if self.diagonal:
-            self.D = xp.sqrt(self._diagonal_C)
-        else:
-            self._C = xp.triu(self._C) + xp.triu(self._C, 1).T  # enforce symmetry
-            eigenvalues, B = xp.linalg.eigh(self._C)
-            # eigenvectors are unique up to sign: make each column's largest entry positive, so
-            # that NumPy's LAPACK and CuPy's cuSOLVER give the same B (runs replay across devices)
-            largest = xp.argmax(xp.abs(B), axis=0)
-            self.B = B * xp.sign(B[largest, xp.arange(self.n)])
-            # C is positive definite in exact arithmetic; a rounding-level eigenvalue is
-            # floored far beyond max_condition, which then stops the run
-            eigenvalues = xp.maximum(eigenvalues, xp.max(eigenvalues) * 1e-20)
-            self.D = xp.sqrt(eigenvalues)
+        self.covariance.decompose()
         self.eigen_evaluations = self.evaluations
         self.eigen_updates += 1
 
-    def _inverse_sqrt_C_times(self, y):
-        """C^-1/2 y = B D^-1 B^T y (tutorial Sec. 0.1) with the B, D used for sampling; y [n] or [n, k]."""
-        D = self.D if y.ndim == 1 else self.D[:, None]
-        if self.diagonal:
-            return y / D
-        return self.B @ ((self.B.T @ y) / D)
-
     # ------------------------------------------------------------------ tell
     def tell(self, X, f) -> None:
-        """Update m, sigma, C, p_sigma and p_c from the candidates X [lambda, n] and their f."""
-        xp, par = self.xp, self.params
-        X = xp.asarray(X, dtype=xp.float64)
-        if X.shape != (par.popsize, par.n):
-            raise ValueError(f"X must have shape (lambda, n) = {(par.popsize, par.n)}, got {tuple(X.shape)}")
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError("X contains NaN or inf: tell() needs the candidates that ask() returned")
-        f = numpy.asarray(array_backend.to_host(f), dtype=numpy.float64).reshape(-1)
-        if f.size != par.popsize:
-            raise ValueError(f"f must hold lambda = {par.popsize} values, got {f.size}")
+        """Update m, p_sigma, p_c, C and sigma from the candidates X [lambda, n] and their f."""
+        xp, par, cov = self.xp, self.params, self.covariance
+        X, f = arguments.candidates_and_values(X, f, xp, (par.popsize, par.n))
+        g, mu = self.generation, par.mu
+
+        # ---- sort: best first; the steps in the coordinates of C
         order = self._rank(X, f)
         self.evaluations += par.popsize
+        y = (X[xp.asarray(order)] - self.mean) / (self.sigma * self.stds)  # y_{i:lambda} (39)-(40)
 
-        g, mu = self.generation, par.mu
-        y = (X[xp.asarray(order)] - self.mean) / self.sigma  # y_{i:lambda} (39)-(40)
+        # ---- recombination: the new mean
         y_w = self._weights[:mu] @ y[:mu]  # <y>_w = sum_{i<=mu} w_i y_{i:lambda} (41)
-        self.mean = self.mean + par.c_m * self.sigma * y_w  # m <- m + c_m sigma <y>_w (42)
+        self.mean = self.mean + par.c_m * self.sigma * (self.stds * y_w)  # m <- m + c_m sigma S <y>_w (42)
 
+        # ---- cumulation: the evolution paths
         self.p_sigma = ((1 - par.c_sigma) * self.p_sigma
                         + math.sqrt(par.c_sigma * (2 - par.c_sigma) * par.mu_eff)
-                        * self._inverse_sqrt_C_times(y_w))  # (43)
-        norm_p_sigma = float(xp.linalg.norm(self.p_sigma))  # ||p_sigma|| (44)
-        self.sigma = self.sigma * math.exp(
-            par.c_sigma / par.d_sigma * (norm_p_sigma / par.chi_n - 1))  # (44)
-
+                        * cov.inverse_sqrt_times(y_w))  # (43)
+        norm_p_sigma = float(xp.linalg.norm(self.p_sigma))  # ||p_sigma|| (43)-(44)
         h_sigma = float(norm_p_sigma / math.sqrt(1 - (1 - par.c_sigma) ** (2 * (g + 1)))
                         < (1.4 + 2 / (par.n + 1)) * par.chi_n)  # h_sigma (tutorial, with (45))
         self.p_c = ((1 - par.c_c) * self.p_c
                     + h_sigma * math.sqrt(par.c_c * (2 - par.c_c) * par.mu_eff) * y_w)  # (45)
 
+        # ---- covariance matrix adaptation: rank-one and rank-mu update
         weights_circ = self._weights  # w_i° = w_i where w_i >= 0 (46)
         if par.active:  # w_i° = w_i * n / ||C^-1/2 y_{i:lambda}||^2 where w_i < 0 (46)
-            mahalanobis_sq = xp.maximum(xp.sum(self._inverse_sqrt_C_times(y.T) ** 2, axis=0), 1e-300)
+            mahalanobis_sq = xp.maximum(xp.sum(cov.inverse_sqrt_times(y.T) ** 2, axis=0), 1e-300)
             weights_circ = xp.where(self._weights < 0, self._weights * par.n / mahalanobis_sq,
                                     self._weights)  # (46)
         delta_h_sigma = (1 - h_sigma) * par.c_c * (2 - par.c_c)  # delta(h_sigma) (tutorial, with (47))
         decay = 1 + par.c_1 * delta_h_sigma - par.c_1 - par.c_mu * float(par.weights.sum())  # (47)
-        if self.diagonal:
-            self._diagonal_C = (decay * self._diagonal_C
-                                + par.c_1 * self.p_c ** 2
-                                + par.c_mu * (weights_circ @ y ** 2))  # (47), diagonal only
-        else:
-            # (47) as one product, in place: C <- decay C + V^T diag(a) V, the rows of V being
-            # y_{1:lambda} ... y_{lambda:lambda} and p_c, a = (c_mu w_1°, ..., c_mu w_lambda°, c_1);
-            # one [n, n] temporary where the sum of three terms took several
-            rank_one_vectors = xp.concatenate([y, self.p_c[None, :]])  # V, [lambda + 1, n]
-            coefficients = xp.concatenate([par.c_mu * weights_circ, xp.full((1,), par.c_1)])  # a (47)
-            self._C *= decay  # (47)
-            self._C += rank_one_vectors.T @ (coefficients[:, None] * rank_one_vectors)  # (47)
+        cov.update(decay, par.c_1, self.p_c, par.c_mu, weights_circ, y)  # (47)
+
+        # ---- step-size adaptation: cumulative step-size control
+        self.sigma = self.sigma * math.exp(par.c_sigma / par.d_sigma * (norm_p_sigma / par.chi_n - 1))  # (44)
         self.generation = g + 1
 
     def _rank(self, X, f: numpy.ndarray) -> numpy.ndarray:
@@ -251,22 +239,9 @@ class CMAES:
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> dict:
-        """The termination criteria that hold now, as {name: threshold}; empty to go on."""
-        criteria = {}
-        if self.maxiter is not None and self.generation >= self.maxiter:
-            criteria["maxiter"] = self.maxiter
-        if self.generation > 0 and self.last_f.size:
-            recent = numpy.concatenate([self.last_f, numpy.asarray(self.best_history)])
-            if recent.max() - recent.min() < self.tolfun:
-                criteria["tolfun"] = self.tolfun
-        if self.generation > 0:
-            xp = self.xp
-            stds = self.sigma * xp.sqrt(self.diagonal_C)
-            if bool(xp.all(stds < self.tolx)) and bool(xp.all(self.sigma * xp.abs(self.p_c) < self.tolx)):
-                criteria["tolx"] = self.tolx
-        if self.condition_number > self.max_condition:
-            criteria["condition"] = self.max_condition
-        return criteria
+        """The termination criteria that hold now, as {name: threshold}; empty to go on.
+        Names: maxiter, tolfun, tolx, condition, tolupsigma, tolfacupx (``termination``)."""
+        return stop_criteria(self)
 
     # ------------------------------------------------------------------ state
     def save(self, path) -> None:
