@@ -17,9 +17,9 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 if os.environ.get("GEE_REF_CUPY_STANDIN") == "1":
-    # The GPU tests on the strict CuPy stand-in (tests/cupy_standin), installed as `cupy` for the
-    # whole session before any test module asks backend.gpu_available().
-    import cupy_standin
+    # The GPU tests on the strict CuPy stand-in (tests/gpu_emulation/cupy_standin), installed as
+    # `cupy` for the whole session before any test module asks backend.gpu_available().
+    from gpu_emulation import cupy_standin
 
     cupy_standin.install()
 

@@ -15,7 +15,7 @@ import pytest
 
 from gee_ref.kernels import compiler
 
-import nvrtc_ctypes
+from gpu_emulation import nvrtc_ctypes
 
 
 KERNELS = {"lif.cu": ("lif_forward", "lif_backward"), "im2col.cu": ("im2col", "col2im"),

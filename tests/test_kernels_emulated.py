@@ -27,8 +27,8 @@ from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
-import kernel_emulation
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+from gpu_emulation import kernel_emulation
+from gpu_emulation.kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
                           lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(kernel_emulation.gxx() is None, reason="needs g++ to emulate the kernels")

@@ -22,7 +22,7 @@ from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+from gpu_emulation.kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
                           lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")

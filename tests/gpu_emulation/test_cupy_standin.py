@@ -1,5 +1,5 @@
-"""The strict CuPy stand-in (tests/cupy_standin): its refusals, gee_ref's GPU path on it against
-the CPU path, and the host synchronisations a training step and an evaluation make.
+"""The strict CuPy stand-in (tests/gpu_emulation/cupy_standin): its refusals, gee_ref's GPU path
+on it against the CPU path, and the host synchronisations a training step and an evaluation make.
 
 Runs in plain CI: each test installs the stand-in only inside the ``cupy`` fixture, which puts
 sys.modules back as it was (and under GEE_REF_CUPY_STANDIN=1 shares the session's install).
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-import cupy_standin
-from cupy_standin import memory, names, products, transfers
+from gpu_emulation import cupy_standin, kernel_emulation
+from gpu_emulation.cupy_standin import memory, names, products, transfers
 from gee_ref import backend
 
 
@@ -184,7 +184,7 @@ def test_random_numbers_are_not_numpys_stream(cupy):
 
 
 def test_raw_module_runs_a_kernel_on_device_arrays(cupy):
-    pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+    kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     source = ('extern "C" __global__ void twice(const double* x, double* y, long long n) {\n'
               '  for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)\n'
               '    y[i] = 2.0 * x[i];\n}\n')
@@ -199,7 +199,7 @@ def test_raw_module_runs_a_kernel_on_device_arrays(cupy):
 def test_gee_ref_kernels_compile_on_the_standin_and_leave_no_cached_module():
     """compiler.kernel goes through cupy.RawModule; leaving installed() empties its caches, so that
     no stand-in kernel outlives the stand-in."""
-    pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+    kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     from gee_ref.kernels import compiler
 
     with cupy_standin.installed():
@@ -245,7 +245,7 @@ def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
     from gee_ref.autograd.gradcheck import relative_difference
 
     if fused:
-        pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+        kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     cpu_model, cpu_result, cpu_eval = _trained("cpu", 3)
     with kernels.using(fused):
         gpu_model, gpu_result, gpu_eval = _trained("gpu", 3)

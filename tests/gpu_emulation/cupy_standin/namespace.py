@@ -27,7 +27,7 @@ class NotEmulated:
 
     def _refuse(self, *args, **kwargs):
         raise NotImplementedError(f"{self._name} exists in CuPy {names.CUPY_VERSION} but the CuPy stand-in does not "
-                                  "emulate it (add it to tests/cupy_standin if gee_ref needs it)")
+                                  "emulate it (add it to tests/gpu_emulation/cupy_standin if gee_ref needs it)")
 
     __call__ = _refuse
 

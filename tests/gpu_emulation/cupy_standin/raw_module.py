@@ -1,7 +1,7 @@
 """cupy.RawModule of the stand-in: the CUDA source compiled by g++ and run on the host.
 
-The source is built as C++ behind ``tests/kernel_emulation.h`` (``__global__`` and the thread
-indices emulated; tests/kernel_emulation.py), once per (code, options), with the ``-D``
+The source is built as C++ behind ``tests/gpu_emulation/kernel_emulation.h`` (``__global__`` and the thread
+indices emulated; tests/gpu_emulation/kernel_emulation.py), once per (code, options), with the ``-D``
 macros of the NVRTC options (``-DREAL=float``); ``--fmad=false`` is matched by g++'s
 ``-ffp-contract=off``. ``get_function(name)`` gives a kernel called like a cupy.RawKernel,
 ``kernel(grid, block, args)``: each argument is checked against the kernel's C parameter list
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy
 
+from .. import kernel_emulation
 from . import conversion
 
 _REAL_TYPES = {"float": numpy.float32, "double": numpy.float64}
@@ -50,8 +51,6 @@ def _real_type(options):
 
 
 def _build(code: str, options: tuple):
-    import kernel_emulation
-
     key = (code, options)
     if key not in _libraries:
         if kernel_emulation.gxx() is None:
@@ -106,8 +105,6 @@ class RawModule:
         self._library = _build(code, self.options)
 
     def get_function(self, name: str) -> RawKernel:
-        import kernel_emulation
-
         parameters = kernel_emulation.kernel_parameters(self.code)
         if name not in parameters:
             raise RuntimeError(f"cuModuleGetFunction: CUDA_ERROR_NOT_FOUND: named symbol not found ({name})")

@@ -1,4 +1,4 @@
-"""Every GPU test of the suite, run on the strict CuPy stand-in (tests/cupy_standin).
+"""Every GPU test of the suite, run on the strict CuPy stand-in (tests/gpu_emulation/cupy_standin).
 
 Without a GPU those tests skip, so CI would never see the CuPy code path. This test runs them
 all in a child pytest with ``GEE_REF_CUPY_STANDIN=1 -m gpu``: the stand-in refuses what CuPy
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parent.parent
 MIN_GPU_TESTS = 90  # the suite has 94 today; fewer means the `gpu` marking lost some
 
 
