@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gpu_emulation import cupy_standin, kernel_emulation
-from gpu_emulation.cupy_standin import memory, names, products, transfers
+from gpu_emulation.cupy_standin import launches, memory, names, products, transfers
 from gee_ref import backend
 
 
@@ -162,6 +162,60 @@ def test_memory_pool_counts_live_buffers(cupy):
     assert pool.used_bytes() == used and pool.total_bytes() >= used + 8000  # freed block kept
     pool.free_all_blocks()
     assert pool.total_bytes() == pool.used_bytes()
+
+
+def test_kernel_launches_are_counted_as_cupy_runs_them(cupy):
+    a = cupy.ones((4, 3, 10), dtype=np.float32)
+    with launches.counting() as seen:
+        b = a * 2.0          # elementwise: reads 120, writes 120
+        b.sum(axis=(0, 2))   # one reduction: reads 120, writes 3
+        b[:, 0].copy()       # a copy: 40 read, 40 written
+        b[0] @ b[0].T        # one GEMM: 30 + 30 read, 9 written
+    assert seen.kernels == {"elementwise": 1, "reduction": 1, "copy": 1, "matmul": 1}
+    assert seen.elements == {"elementwise": 240, "reduction": 123, "copy": 80, "matmul": 69}
+    with launches.counting() as seen:  # CuPy's einsum: [C, N*S] copies of both, then a batched GEMM
+        cupy.einsum("ncs,ncs->c", a, b)
+    assert seen.kernels == {"elementwise": 0, "reduction": 0, "copy": 2, "matmul": 1}
+    with launches.counting() as seen:  # no copy where the transposed operand reshapes in place
+        cupy.einsum("ij,jk->ik", a[0], b[0].T)
+        cupy.einsum("ncs->c", a)
+    assert seen.kernels == {"elementwise": 0, "reduction": 1, "copy": 0, "matmul": 1}
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 5, 5), (6, 4)])
+def test_batch_norm_channel_sums_take_fewer_kernels_and_passes_than_einsum(cupy, shape):
+    """ops.batch_norm._channel_sums on CuPy: the product and one reduction, no batched GEMM of
+    C dot products (issue 13). For [N, C, H, W] CuPy's einsum also copies both operands; an
+    [N, C] input it multiplies in place, in one GEMM (fewer elements read, but the batched dot)."""
+    from gee_ref.ops.batch_norm import _channel_sums
+
+    rng = np.random.default_rng(0)
+    a_host, b_host = rng.standard_normal(shape), rng.standard_normal(shape)
+    a, b = cupy.asarray(a_host), cupy.asarray(b_host)
+    a3, b3 = (v.reshape(shape[0], shape[1], -1) for v in (a, b))
+    with launches.counting() as by_einsum:
+        cupy.einsum("ncs,ncs->c", a3, b3)
+    with launches.counting() as by_sums:
+        sums = _channel_sums(a, b)
+    assert by_sums.kernels == {"elementwise": 1, "reduction": 1, "copy": 0, "matmul": 0}
+    if len(shape) == 4:
+        assert by_einsum.kernels == {"elementwise": 0, "reduction": 0, "copy": 2, "matmul": 1}
+        assert by_sums.total_elements < by_einsum.total_elements
+    else:
+        assert by_einsum.kernels == {"elementwise": 0, "reduction": 0, "copy": 0, "matmul": 1}
+    axes = (0,) + tuple(range(2, len(shape)))
+    np.testing.assert_allclose(sums.get(), (a_host * b_host).sum(axis=axes), rtol=1e-12)
+    np.testing.assert_allclose(_channel_sums(a).get(), a_host.sum(axis=axes), rtol=1e-12)
+
+
+def test_batch_norm_channel_sums_keep_numpys_einsum():
+    from gee_ref.ops.batch_norm import _channel_sums
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 3, 4, 4)), rng.standard_normal((5, 3, 4, 4))
+    np.testing.assert_array_equal(_channel_sums(a, b), np.einsum("ncs,ncs->c", a.reshape(5, 3, 16), b.reshape(5, 3, 16)))
+    np.testing.assert_array_equal(_channel_sums(a), np.einsum("ncs->c", a.reshape(5, 3, 16)))
+    assert _channel_sums(np.ones((0, 3, 2, 2))).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_tf32_rounds_float32_products(cupy):
