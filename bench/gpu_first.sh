@@ -105,9 +105,7 @@ step() {  # step NAME CAP LOG COMMAND...: run it under min(CAP, time left), log 
     shift 3
     local left=$((deadline - SECONDS - reserve))
     if [ $left -lt $least ]; then
-        rows+=("| $name | - | 0 | skipped: deadline | |")
-        failures=$((failures + 1))
-        write_summary
+        skip "$name" deadline
         return 125
     fi
     [ "$cap" -gt $left ] && cap=$left
@@ -170,14 +168,17 @@ if [ $dry_run = 1 ]; then
     "$python" -m bench.tiny_image_archive "$archive" >> "$run_log" 2>&1
 fi
 if [ -f "$archive" ]; then
-    if step "3a CIFAR-10 convert" 60 "$run_log" "$python" -m data_tools.folder_tree "$archive" \
-            "$work/cifar10.h5" --source "$source"; then
+    step "3a CIFAR-10 convert" 60 "$run_log" "$python" -m data_tools.folder_tree "$archive" \
+        "$work/cifar10.h5" --source "$source"
+    case $? in
+    0)
         step "3b CIFAR-10 train and report" 180 "$run_log" "${run[@]}" -m gee_ref.train "${train_size[@]}" \
             --data "$work/cifar10.h5" --epochs 1 --device gpu --out "$work/cifar" --no-progress
         cp "$work/cifar/report.json" "$out/cifar-report.json" 2>/dev/null
-    else
-        skip "3b CIFAR-10 train and report" "the conversion failed"
-    fi
+        ;;
+    125) skip "3b CIFAR-10 train and report" deadline ;;
+    *) skip "3b CIFAR-10 train and report" "the conversion did not pass" ;;
+    esac
 else
     skip "3 CIFAR-10" "$archive not found"
 fi
