@@ -101,13 +101,21 @@ def torch_settings() -> dict:
 
 
 def kernel_report(log=print) -> list:
-    """Every fused kernel built through CuPy, with its build time and CUDA's attributes."""
+    """Every fused kernel built through CuPy, with its build time and CUDA's attributes; a
+    module that does not build is one entry with the compiler's message."""
     report = []
     for file in compiler.SOURCES:
         for dtype in compiler.REAL_NAMES:
             for index in compiler.INDEX_BITS:
                 started = time.perf_counter()
-                built = [(name, compiler.kernel(file, name, dtype, index)) for name in compiler.kernel_names(file)]
+                try:
+                    built = [(name, compiler.kernel(file, name, dtype, index)) for name in compiler.kernel_names(file)]
+                except Exception as error:  # a compile error: recorded, and the other modules still built
+                    message = f"{type(error).__name__}: {' '.join(str(error).split())[:2000]}"
+                    report.append({"file": file, "real": compiler.real_name(dtype),
+                                   "index_bits": compiler.index_bits(index), "build_error": message})
+                    log(f"  {file} {compiler.real_name(dtype)} {compiler.index_bits(index)}-bit indices: {message[:300]}")
+                    continue
                 seconds = round(time.perf_counter() - started, 2)
                 for name, kernel in built:
                     entry = {"file": file, "kernel": name, "real": compiler.real_name(dtype),
@@ -131,10 +139,10 @@ def main(argv=None) -> int:
                             description="Check that CuPy computes on the GPU, and record the machine.")
     parser.add_argument("out", help="the JSON file to write")
     args = parser.parse_args(argv)
-    cupy = backend._import_cupy()
-    if cupy is None:
+    if not backend.gpu_available():
         print(f"error: no usable GPU: {backend.gpu_unavailable_reason()}", file=sys.stderr)
         return EXIT_NO_GPU
+    cupy = backend.xp_for("gpu")
     try:
         check = computes_on_device(cupy)
     except Exception as error:
@@ -150,9 +158,14 @@ def main(argv=None) -> int:
           f"{record['device']['memory_gib']} GiB){' [the CuPy stand-in]' if record['cupy_is_the_standin'] else ''}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
     print(f"torch: {json.dumps(record['torch'])}")
+    atomic.write_text(args.out, json.dumps(record, indent=1) + "\n")  # kept if a kernel build hangs
     print("fused kernels:")
     record["kernels"] = kernel_report()
     atomic.write_text(args.out, json.dumps(record, indent=1) + "\n")
+    failed = [f"{k['file']} {k['real']} {k['index_bits']}-bit" for k in record["kernels"] if "build_error" in k]
+    if failed:
+        print(f"error: fused kernels that did not build: {', '.join(failed)}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}")
     return 0
 
