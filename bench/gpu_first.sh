@@ -67,6 +67,7 @@ if [ $dry_run = 1 ]; then
     mode="dry run on the CuPy stand-in (no GPU)"
 else
     deadline_seconds=${GPU_FIRST_SECONDS:-540}
+    unset GEE_REF_CUPY_STANDIN
     export HYPOTHESIS_PROFILE=ci
     run=("$python")
     kernel_tests=()
