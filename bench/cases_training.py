@@ -5,7 +5,8 @@ memory, and one genetic conv -> BN -> LIF stack, each beside ``bench.torch_refer
 ResNet-19 (g = 100, 32x32 inputs; every 3x3 conv genetic, paper eq. 1-5), gee_ref built by
 ``build_model("resnet19", genes=100)`` and the PyTorch model loaded with the same parameters
 (their first forward and backward passes are compared and reported). GPU: batch 64, T = 4, strict
-float32 (TF32 off in torch's matmul and cuDNN; CuPy does not use TF32 unless told) and TF32.
+float32 (TF32 off in torch's matmul and cuDNN, set and read back by ``bench.torch_precision``;
+CuPy does not use TF32 unless told), TF32, and strict float32 with gee_ref's fused kernels on.
 CPU: batch 4, T = 4 (quick: batch 2, T = 2), torch on as many threads as NumPy's BLAS.
 
 The floor: gee_ref's multiply-adds for the paths it chose (``genetic_path.forward_macs`` and
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy
 
+from bench import torch_precision
 from bench.run import make_row, median, ratio_target
 from gee_ref import autograd, backend
 from gee_ref.autograd import functional as F
@@ -153,13 +155,6 @@ def gemm_rates(ctx) -> dict:
     return {"size": size, **{name: 2.0 * size ** 3 / (median(r) / 1e3) for name, r in runs.items()}}
 
 
-# ------------------------------------------------------------------------- precision switches
-
-def set_torch_tf32(torch, enabled: bool) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
-
-
 # ------------------------------------------------------------------------- (a) training step
 
 def run_training_step(ctx) -> list:
@@ -169,11 +164,12 @@ def run_training_step(ctx) -> list:
     config = {"arch": "resnet19", "g": GENES, "N": batch, "T": time_steps, "image": "32x32"}
     extra = {"parameters_gee_ref": pair.model.parameter_count()}
     if torch is not None:
+        if ctx.device == "gpu":  # strict float32 on both sides, the comparison below included
+            torch.backends.cudnn.benchmark = True  # fixed shapes: what a PyTorch user switches on
+            extra["torch_precision"] = torch_precision.set_tf32(torch, False)
+            extra["gee_ref_tf32"] = backend.tf32_enabled()
         extra["parameters_torch"] = sum(p.numel() for p in pair.torch_model.parameters())
         extra.update(pair.compare_first_pass(torch))
-        if ctx.device == "gpu":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: what a PyTorch user switches on
-            set_torch_tf32(torch, False)
     fns = {"gee_ref": pair.gee_step}
     if torch is not None:
         fns["torch"] = pair.torch_step
@@ -191,6 +187,7 @@ def run_training_step(ctx) -> list:
                          note=note, extra=extra))
     if ctx.device == "gpu":
         rows.append(_tf32_row(ctx, pair, config))
+        rows.append(_fused_row(ctx, pair, config, fns, plain=median(runs["gee_ref"])))
     macs = step_macs(pair.model, pair.images, batch, time_steps)
     rates = gemm_rates(ctx)
     rows.append(make_row(ctx.device, "training", "gemm/float32 rate", {"size": rates["size"]}, unit="TFLOP/s",
@@ -209,22 +206,41 @@ def run_training_step(ctx) -> list:
 
 
 def _tf32_row(ctx, pair, config):
-    """Both sides with TF32 matrix products (gee_ref: ``backend.set_tf32``; torch: allow_tf32)."""
+    """Both sides with TF32 matrix products (gee_ref: ``backend.set_tf32``; torch:
+    ``bench.torch_precision``, its matmuls and cuDNN convolutions), the settings read back."""
     torch = ctx.torch
     if torch is None:
         return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
                         status="not measured", note="torch unavailable")
-    set_torch_tf32(torch, True)
+    extra = {"torch_precision": torch_precision.set_tf32(torch, True)}
     backend.set_tf32(True)
     try:
+        extra["gee_ref_tf32"] = backend.tf32_enabled()
         runs = ctx.time_ms({"gee_ref": pair.gee_step, "torch": pair.torch_step})
     finally:
-        set_torch_tf32(torch, False)
+        torch_precision.set_tf32(torch, False)
         backend.set_tf32(False)
     target = ratio_target("<= 1.0 x PyTorch (TF32, H100)", 1.0, ("gpu",))
     return make_row(ctx.device, "training", "training/resnet19 TF32", {**config, "precision": "tf32"},
                     gee_runs=runs["gee_ref"], reference_name="torch eager CUDA TF32",
-                    reference=median(runs["torch"]), target=target)
+                    reference=median(runs["torch"]), target=target, extra=extra)
+
+
+def _fused_row(ctx, pair, config, fns, plain):
+    """The strict float32 step with gee_ref's fused kernels on (LIF, im2col/col2im, batch norm),
+    beside the same strict PyTorch step."""
+    from gee_ref import kernels
+
+    with kernels.using(True):
+        runs = ctx.time_ms(fns)
+    reference = median(runs["torch"]) if "torch" in runs else None
+    fused = median(runs["gee_ref"])
+    return make_row(ctx.device, "training", "training/resnet19 float32 fused",
+                    {**config, "precision": "float32", "fused_kernels": True}, gee_runs=runs["gee_ref"],
+                    reference_name="torch eager CUDA" if reference else None, reference=reference,
+                    target=ratio_target("<= 0.7 x PyTorch (strict float32, H100)", 0.7, ("gpu",)),
+                    note="gee_ref.kernels on" + ("" if reference else "; torch unavailable"),
+                    extra={"plain_gee_ref_ms": plain, "speedup_over_plain": plain / fused if fused else None})
 
 
 # ------------------------------------------------------------------------- (e) peak memory
@@ -436,6 +452,8 @@ def run_stack(ctx) -> list:
     extra = {"path_auto": genetic_path.choose_path("auto", c, c * 9, GENES, t * n * hw * hw)}
     if ctx.torch is not None:
         torch = ctx.torch
+        if ctx.device == "gpu":  # strict float32, the spike comparison included
+            extra["torch_precision"] = torch_precision.set_tf32(torch, False)
         from bench.torch_reference import GeneticStack, copy_parameters_in_order
         model = GeneticStack(GENES, t, c)
         copy_parameters_in_order(model, [backend.to_host(p.data) for p in params])
@@ -454,8 +472,6 @@ def run_stack(ctx) -> list:
         with torch.no_grad():
             spikes_t = model(xt).cpu().numpy()
         extra.update(firing_rate=float(spikes.mean()), spikes_differing=int((spikes != spikes_t).sum()))
-        if ctx.device == "gpu":
-            set_torch_tf32(torch, False)
     config = {"T": t, "N": n, "C": c, "HW": hw, "g": GENES}
     runs = ctx.time_ms(fns)
     reference = median(runs["torch"]) if "torch" in runs else None

@@ -1,6 +1,7 @@
 """``python -m bench``: gee_ref's benchmarks, each beside its reference, in one process.
 
-    python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--threads K] [--out DIR]
+    python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--threads K]
+                    [--warmup W] [--repeats R] [--out DIR]
 
 Every benchmark (``BENCHMARKS``) times gee_ref and its reference (PyTorch eager, pycma, or
 gee_ref's own one-by-one path) in the same process, so that every ratio compares two numbers
@@ -10,7 +11,8 @@ timed runs, each fenced by a device synchronisation (``backend.synchronize`` for
 
 Sizes: full by default, ``--quick`` for minutes on a 2-core CPU, ``--smoke`` tiny (for the
 test suite; its numbers mean nothing). ``--threads K`` runs NumPy's BLAS and PyTorch on K
-threads (default: NumPy's own count, which PyTorch is then set to). Results go to
+threads (default: NumPy's own count, which PyTorch is then set to). ``--warmup`` and
+``--repeats`` replace the size mode's counts (bench/gpu_first.sh: a short GPU visit). Results go to
 ``DIR/<device>-<date>[-<size>][-<K>threads].json``
 (the whole record: device, versions, settings, every measurement with its runs), the same
 name with ``.md`` (the table, each target with its measured ratio and met/missed) and a copy
@@ -46,7 +48,7 @@ ROW_KEYS = ("benchmark", "name", "config", "unit", "gee_ref", "gee_ref_runs", "r
 class Context:
     """What every benchmark needs: device, array module, size mode, PyTorch, timing settings."""
 
-    def __init__(self, device: str, size: str = "full", threads: int | None = None):
+    def __init__(self, device: str, size: str = "full", threads: int | None = None, warmup=None, repeats=None):
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
         if threads is not None:
@@ -60,6 +62,11 @@ class Context:
         self._torch = None
         self.warmup = 1 if self.quick else (3 if device == "gpu" else 2)
         self.repeats = {"smoke": 2, "quick": 3}.get(size, 10 if device == "gpu" else 5)
+        for name, value, least in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ValueError(f"--{name} must be an integer >= {least}, got {value!r}")
+                setattr(self, name, value)
 
     @property
     def torch(self):
@@ -379,6 +386,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for NumPy's BLAS and PyTorch (default: NumPy's BLAS default)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed runs of each side (default by size)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs of each side (default by size)")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the result files")
     return parser
 
@@ -386,7 +395,8 @@ def build_parser() -> ArgumentParser:
 def main(argv=None):
     args = build_parser().parse_args(argv)
     names = parse_only(args.only)
-    ctx = Context(args.device, "smoke" if args.smoke else "quick" if args.quick else "full", args.threads)
+    ctx = Context(args.device, "smoke" if args.smoke else "quick" if args.quick else "full", args.threads,
+                  args.warmup, args.repeats)
     started = time.perf_counter()
     load_before = _load_average()
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731

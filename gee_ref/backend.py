@@ -26,23 +26,46 @@ class DeviceUnavailableError(RuntimeError):
     """Raised when the GPU is asked for but CuPy or a CUDA device is missing."""
 
 
+_cupy_failure = None  # why the last _import_cupy() found no usable GPU (None: it found one)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def _import_cupy():
-    """Return the cupy module if it imports and sees at least one GPU, else None."""
+    """Return the cupy module if it imports and sees at least one GPU, else None.
+
+    Why it could not be used (CuPy's own error, in one line) is kept for
+    ``gpu_unavailable_reason``: a missing GPU must be explainable, not only skipped.
+    """
+    global _cupy_failure
     try:
         import cupy
-    except Exception:  # ImportError, or a CUDA library that fails to load
+    except Exception as error:  # ImportError, or a CUDA library that fails to load
+        _cupy_failure = f"CuPy does not import ({_one_line(error)})"
         return None
     try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return None
-    except Exception:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver, a driver older than the CUDA runtime, ...
+        _cupy_failure = f"CuPy {getattr(cupy, '__version__', '?')} imports, but CUDA fails ({_one_line(error)})"
         return None
+    if count < 1:
+        _cupy_failure = f"CuPy {getattr(cupy, '__version__', '?')} imports, but CUDA sees no device"
+        return None
+    _cupy_failure = None
     return cupy
 
 
 def gpu_available() -> bool:
     """True when CuPy is installed and a CUDA device answers."""
     return _import_cupy() is not None
+
+
+def gpu_unavailable_reason():
+    """Why the GPU cannot be used, in one line (CuPy's own error), or None when it can."""
+    return None if _import_cupy() is not None else _cupy_failure
 
 
 def xp_for(device: str):
@@ -54,7 +77,7 @@ def xp_for(device: str):
     cupy = _import_cupy()
     if cupy is None:
         raise DeviceUnavailableError(
-            "device 'gpu' was asked for, but CuPy is not installed or no CUDA GPU is visible "
+            f"device 'gpu' was asked for, but {_cupy_failure} "
             "(install gee_ref[gpu] on a machine with an NVIDIA GPU, or use --device cpu)")
     return cupy
 

@@ -40,3 +40,14 @@ def test_smallest_benchmark_writes_json_and_markdown(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="unknown benchmark"):
         run.parse_only("cmaes,warp-drive")
+
+
+def test_warmup_and_repeats_replace_the_size_modes_counts(tmp_path):
+    assert run.main(["--device", "cpu", "--smoke", "--only", "cmaes", "--warmup", "0", "--repeats", "3",
+                     "--out", str(tmp_path)]) == 0
+    record = json.loads(next(tmp_path.glob("cpu-*-smoke.json")).read_text())
+    assert (record["settings"]["warmup"], record["settings"]["repeats"]) == (0, 3)
+    assert len(record["results"][0]["gee_ref_runs"]) == 3
+    for bad in ({"warmup": -1}, {"repeats": 0}, {"repeats": 2.5}):
+        with pytest.raises(ValueError, match="must be an integer"):
+            run.Context("cpu", "smoke", **bad)

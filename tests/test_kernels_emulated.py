@@ -27,8 +27,8 @@ from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import im2col as im2col_op
 from gee_ref.ops import lif as lif_op
 
-import kernel_emulation
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+from gpu_emulation import kernel_emulation
+from gpu_emulation.kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
                           lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(kernel_emulation.gxx() is None, reason="needs g++ to emulate the kernels")
@@ -38,11 +38,12 @@ pytestmark = pytest.mark.skipif(kernel_emulation.gxx() is None, reason="needs g+
 def emulation(tmp_path_factory):
     """Every kernel built once for this module; compiler.kernel answers with the emulated ones."""
     built = kernel_emulation.Emulation(tmp_path_factory.mktemp("kernels"))
-    built.names = []
+    built.names, built.index_types = [], []
 
-    def emulated_kernel(file, name, dtype):
+    def emulated_kernel(file, name, dtype, index=numpy.int64):
         built.names.append(name)
-        return built.kernel(file, name, dtype)
+        built.index_types.append(index)
+        return built.kernel(file, name, dtype, index)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(compiler, "kernel", emulated_kernel)
@@ -362,6 +363,53 @@ def test_batch_norm_launches(emulation):
     batch_norm_fused.backward(x, cache)
     assert emulation.names == ["bn_normalise", "bn_backward_dx"]
 
+# ------------------------------------------------------------------------- index width
+
+def _every_fused_op(rng, dtype=numpy.float64):
+    """(fused, plain) results of LIF, im2col, col2im and training batch norm on one small case."""
+    x = rng.normal(1.0, 1.0, size=(3, 2, 5)).astype(dtype)
+    grad = rng.standard_normal(x.shape).astype(dtype)
+    image = rng.standard_normal((2, 3, 7, 6)).astype(dtype).transpose(1, 0, 2, 3)[:, :, ::-1]  # strided view
+    bn_x = rng.normal(2.0, 1.5, size=(4, 3, 5, 5)).astype(dtype)
+    bn_grad = rng.standard_normal(bn_x.shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2.0, 3).astype(dtype), rng.standard_normal(3).astype(dtype)
+    results = []
+    for lif, im2col, bn in ((lif_fused, im2col_fused, batch_norm_fused), (lif_op, im2col_op, batch_norm_op)):
+        spikes, cache = lif.forward(x)
+        cols = im2col.channel_major_im2col(image, 3, 2, 1)
+        y, bn_cache = bn.forward(bn_x, gamma, beta, numpy.zeros(3, dtype), numpy.ones(3, dtype), training=True)
+        results.append([spikes, cache[0], lif.backward(grad, cache)[0], cols,
+                        im2col.col2im(cols.T.copy().T, (2, 3, 7, 6), 3, 2, 1), y, *bn.backward(bn_grad, bn_cache)])
+    return results
+
+
+def test_small_launches_index_in_32_bits(emulation):
+    emulation.index_types.clear()
+    _every_fused_op(numpy.random.default_rng(0))
+    assert len(emulation.index_types) == 10 and set(emulation.index_types) == {numpy.int32}
+
+
+def test_the_64_bit_fallback_gives_the_same_numbers(emulation, monkeypatch):
+    """With the 32-bit limit lowered to nothing every launch takes long long indices, and every
+    op still equals the plain one (and the 32-bit run)."""
+    narrow = _every_fused_op(numpy.random.default_rng(1))[0]
+    monkeypatch.setattr(compiler, "INT32_MAX", 0)
+    emulation.index_types.clear()
+    wide, plain = _every_fused_op(numpy.random.default_rng(1))
+    assert len(emulation.index_types) == 10 and set(emulation.index_types) == {numpy.int64}
+    for a, b, reference in zip(wide, narrow, plain):
+        numpy.testing.assert_array_equal(a, b)
+        assert relative_difference(a, reference) <= 1e-12
+
+
+def test_largest_offset_of_strided_views():
+    base = numpy.zeros((4, 5, 6))
+    assert im2col_fused.largest_offset(base) == base.size - 1
+    assert im2col_fused.largest_offset(base[:, ::-2, 1:]) == 3 * 30 + 2 * 2 * 6 + 4
+    assert im2col_fused.largest_offset(base.transpose(2, 0, 1)) == base.size - 1
+    assert im2col_fused.largest_offset(base[:0]) == 0
+
+
 # ------------------------------------------------------------------------- the switch and the wiring
 
 def test_the_switch():
@@ -388,44 +436,46 @@ def test_the_environment_variable_switches_them_on():
         assert done.stdout.strip() == expected
 
 
-def test_each_thread_writes_only_its_grid_stride_share(emulation):
+@pytest.mark.parametrize("index", [numpy.int32, numpy.int64])
+def test_each_thread_writes_only_its_grid_stride_share(emulation, index):
     """Thread r of R threads in all writes the elements r, r + R, r + 2R, ... and no other."""
     blocks, threads = kernel_emulation.EMULATED_GRID
     total = blocks * threads
     count = 4 * total + 1
     x = numpy.ones((2, count))
-    one, zero, n = numpy.int64(1), numpy.int64(0), numpy.int64(count)
+    one, zero, n = index(1), index(0), index(count)
     for block in range(blocks):
         for thread in range(threads):
             share = numpy.arange(count) % total == block * threads + thread
             spikes, h = numpy.full_like(x, numpy.nan), numpy.full_like(x, numpy.nan)
-            emulation.kernel("lif.cu", "lif_forward", x.dtype).run_thread(
-                block, thread, (x, spikes, h, numpy.int64(2), n, numpy.float64(2.0), numpy.float64(1.0),
+            emulation.kernel("lif.cu", "lif_forward", x.dtype, index).run_thread(
+                block, thread, (x, spikes, h, index(2), n, numpy.float64(2.0), numpy.float64(1.0),
                                 numpy.float64(0.0)))
             numpy.testing.assert_array_equal(~numpy.isnan(h), numpy.broadcast_to(share, x.shape))
             cols = numpy.full((1, count), numpy.nan)  # im2col of a 1 x count image, 1x1 kernel
-            emulation.kernel("im2col.cu", "im2col", x.dtype).run_thread(
+            emulation.kernel("im2col.cu", "im2col", x.dtype, index).run_thread(
                 block, thread, (numpy.ones((1, 1, 1, count)), cols, one, one, one, n, n, n, n, one,
                                 one, one, one, one, zero, zero, one, n))
             numpy.testing.assert_array_equal(~numpy.isnan(cols[0]), share)
             pixels = numpy.full((1, 1, 1, count), numpy.nan)
-            emulation.kernel("im2col.cu", "col2im", x.dtype).run_thread(
+            emulation.kernel("im2col.cu", "col2im", x.dtype, index).run_thread(
                 block, thread, (numpy.ones((1, count)), pixels, one, one, one, n, n, one, one, one,
                                 one, one, zero, zero, one, n))
             numpy.testing.assert_array_equal(~numpy.isnan(pixels.reshape(-1)), share)
 
 
-def test_batch_norm_threads_write_only_their_grid_stride_share(emulation):
+@pytest.mark.parametrize("index", [numpy.int32, numpy.int64])
+def test_batch_norm_threads_write_only_their_grid_stride_share(emulation, index):
     """Thread r of R writes element (or channel, or lane) r, r + R, ...; the stage-1 kernels
     number their threads over lanes first, except for an [N, C] input (S = 1): channels first."""
     blocks, threads = kernel_emulation.EMULATED_GRID
     total_threads = blocks * threads
     count = 4 * total_threads + 1
-    i64, i32, f64 = numpy.int64, numpy.int32, numpy.float64
+    i32, f64 = numpy.int32, numpy.float64  # index: the kernels' index_t, i32: their int flags
     ones, nan = numpy.ones(count), lambda shape: numpy.full(shape, numpy.nan)
 
     def written(name, args, output, block, thread):
-        emulation.kernel("batch_norm.cu", name, numpy.float64).run_thread(block, thread, args)
+        emulation.kernel("batch_norm.cu", name, numpy.float64, index).run_thread(block, thread, args)
         return ~numpy.isnan(output)
 
     # C = 5, L = 5 lanes of 5 values, S = 1: thread k is (channel k % 5, lane k // 5) -> index c L + l
@@ -437,29 +487,29 @@ def test_batch_norm_threads_write_only_their_grid_stride_share(emulation):
             share = numpy.arange(count) % total_threads == rank
             x_hat, lane, channel = nan(count), nan(count), nan(count)
             assert (written("bn_normalise", (ones, ones[:1], ones[:1], ones[:1], ones[:1], x_hat, nan(count),
-                                             i64(count), i64(1), i64(1), i32(1), i32(1)), x_hat, block, thread)
+                                             index(count), index(1), index(1), i32(1), i32(1)), x_hat, block, thread)
                     == share).all()
             grad_x = nan(count)
             assert (written("bn_backward_dx", (ones, ones, ones[:1], ones[:1], ones[:1], ones[:1], grad_x,
-                                               i64(count), i64(1), i64(1), i32(1), i32(1)),
+                                               index(count), index(1), index(1), i32(1), i32(1)),
                             grad_x, block, thread) == share).all()
             # one channel of 9 x 3 values (S = 3), L = count lanes: thread k is lane k
-            assert (written("bn_lane_moments", (numpy.ones(27), lane, nan(count), i64(9), i64(1), i64(3), i64(count)),
+            assert (written("bn_lane_moments", (numpy.ones(27), lane, nan(count), index(9), index(1), index(3), index(count)),
                             lane, block, thread) == share).all()
             lane = nan(count)
-            assert (written("bn_lane_gradient_sums", (numpy.ones(27), numpy.ones(27), lane, nan(count), i64(9),
-                                                      i64(1), i64(3), i64(count)), lane, block, thread) == share).all()
+            assert (written("bn_lane_gradient_sums", (numpy.ones(27), numpy.ones(27), lane, nan(count), index(9),
+                                                      index(1), index(3), index(count)), lane, block, thread) == share).all()
             # count channels, one lane each: thread k is channel k
             assert (written("bn_forward_statistics", (numpy.ones(2 * count), numpy.zeros(count), numpy.zeros(count),
-                                                      channel, nan(count), nan(count), nan(count), i64(count), i64(1),
-                                                      i64(2), i64(1), f64(0.1), f64(1e-5), i32(0), i32(0)),
+                                                      channel, nan(count), nan(count), nan(count), index(count), index(1),
+                                                      index(2), index(1), f64(0.1), f64(1e-5), i32(0), i32(0)),
                             channel, block, thread) == share).all()
             channel = nan(count)
             assert (written("bn_backward_totals", (numpy.zeros(count), numpy.zeros(count), ones, ones, channel,
-                                                   nan(count), nan(count), nan(count), i64(count), i64(2), i64(1),
+                                                   nan(count), nan(count), nan(count), index(count), index(2), index(1),
                                                    i32(1)), channel, block, thread) == share).all()
             lane = nan(25)
-            mine = written("bn_lane_moments", (numpy.ones(25), lane, nan(25), i64(5), i64(5), i64(1), i64(5)),
+            mine = written("bn_lane_moments", (numpy.ones(25), lane, nan(25), index(5), index(5), index(1), index(5)),
                            lane, block, thread)
             numpy.testing.assert_array_equal(mine[lane_index_by_thread], k % total_threads == rank)
 

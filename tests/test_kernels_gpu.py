@@ -19,7 +19,7 @@ from gee_ref.ops import batch_norm as batch_norm_op
 from gee_ref.ops import conv2d as conv2d_op
 from gee_ref.ops import lif as lif_op
 
-from kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
+from gpu_emulation.kernel_cases import (TOLERANCE, batch_norm_cases, batch_norm_dx_difference, conv_cases, lane_rule,
                           lif_cases, relative_difference)
 
 pytestmark = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
@@ -136,18 +136,43 @@ def test_conv2d_op_with_and_without_the_kernels(cupy, dtype, stride):
         assert relative_difference(fused, plain) <= TOLERANCE[numpy.dtype(dtype)]
 
 
-def test_one_module_per_file_and_dtype(cupy):
+def test_one_module_per_file_dtype_and_index_type(cupy):
     for dtype in (numpy.float32, numpy.float64):
         assert compiler.kernel("lif.cu", "lif_forward", dtype) is not None
-        assert compiler.kernel("im2col.cu", "col2im", dtype) is not None
-    modules = {(f, d): compiler._module(f, numpy.dtype(d))
-               for f in compiler.SOURCES for d in ("float32", "float64")}
-    assert len({id(m) for m in modules.values()}) == 2 * len(compiler.SOURCES)
-    assert compiler._module("lif.cu", numpy.dtype(numpy.float32)) is modules["lif.cu", "float32"]
+        assert compiler.kernel("im2col.cu", "col2im", dtype, numpy.int32) is not None
+    modules = {(f, d, i): compiler._module(f, numpy.dtype(d), numpy.dtype(i))
+               for f in compiler.SOURCES for d in ("float32", "float64") for i in ("int32", "int64")}
+    assert len({id(m) for m in modules.values()}) == 4 * len(compiler.SOURCES)
+    assert compiler._module("lif.cu", numpy.dtype(numpy.float32), numpy.dtype(numpy.int64)) is modules[
+        "lif.cu", "float32", "int64"]
     same = compiler.kernel("lif.cu", "lif_forward", numpy.float32)
-    assert compiler.kernel("lif.cu", "lif_forward", "float32") is same
+    assert compiler.kernel("lif.cu", "lif_forward", "float32", "int64") is same
     x = cupy.ones((1, 1, 3, 3), dtype=cupy.float32)
     assert im2col_fused.channel_major_im2col(x, 3, 1, 1).shape == (9, 9)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_the_64_bit_index_fallback_matches_the_32_bit_kernels(cupy, monkeypatch, dtype):
+    """Every kernel once with int indices (the sizes here allow them) and once with long long
+    ones (the limit lowered): the same numbers to the bit."""
+    rng = numpy.random.default_rng(8)
+    x = cupy.asarray(rng.normal(1.0, 1.0, (3, 4, 6)).astype(dtype))
+    image = cupy.asarray(rng.standard_normal((2, 3, 9, 8)).astype(dtype)).transpose(1, 0, 2, 3)
+    bn_x = cupy.asarray(rng.normal(2.0, 1.5, (5, 3, 4, 4)).astype(dtype))
+    gamma, beta = cupy.linspace(0.5, 2.0, 3, dtype=dtype), cupy.linspace(-1.0, 1.0, 3, dtype=dtype)
+
+    def every_kernel():
+        spikes, cache = lif_fused.forward(x)
+        cols = im2col_fused.channel_major_im2col(image, 3, 2, 1)
+        y, bn_cache = batch_norm_fused.forward(bn_x, gamma, beta, cupy.zeros(3, dtype), cupy.ones(3, dtype))
+        return [spikes, cache[0], lif_fused.backward(cupy.ones_like(x), cache)[0], cols,
+                im2col_fused.col2im(cols, (2, 3, 9, 8), 3, 2, 1), y, *batch_norm_fused.backward(cupy.ones_like(y),
+                                                                                                bn_cache)]
+    narrow = every_kernel()
+    monkeypatch.setattr(compiler, "INT32_MAX", 0)
+    wide = every_kernel()
+    for a, b in zip(wide, narrow):
+        numpy.testing.assert_array_equal(backend.to_host(a), backend.to_host(b))
 
 
 # ------------------------------------------------------------------------- BatchNorm

@@ -48,9 +48,20 @@
 #endif
 typedef REAL real;
 
+// Indices and sizes are index_t: int when the host has checked that every index a launch forms
+// fits in 32 bits (gee_ref/kernels/compiler.py, index_type), long long otherwise. A GPU divides
+// 32-bit integers several times faster than 64-bit ones, and these kernels divide per element.
+#if INDEX_BITS == 32
+typedef int index_t;
+#elif INDEX_BITS == 64
+typedef long long index_t;
+#else
+#error "compile with -DINDEX_BITS=32 or -DINDEX_BITS=64"
+#endif
+
 // Stage-1 thread number k -> (channel, lane); see the layout notes above.
-__device__ void channel_and_lane(long long k, long long channels, long long spatial, long long lanes,
-                                 long long* channel, long long* lane)
+__device__ void channel_and_lane(index_t k, index_t channels, index_t spatial, index_t lanes,
+                                 index_t* channel, index_t* lane)
 {
     if (spatial == 1) {
         *channel = k % channels;
@@ -63,8 +74,8 @@ __device__ void channel_and_lane(long long k, long long channels, long long spat
 
 // Lane l's walk from value j = n S + s of a channel to value j + L: L / S images on and L % S
 // positions on, with a carry, instead of dividing j by S at every step.
-__device__ void next_value_of_lane(long long* n, long long* s, long long step_n, long long step_s,
-                                   long long spatial)
+__device__ void next_value_of_lane(index_t* n, index_t* s, index_t step_n, index_t step_s,
+                                   index_t spatial)
 {
     *n += step_n;
     *s += step_s;
@@ -75,7 +86,7 @@ __device__ void next_value_of_lane(long long* n, long long* s, long long step_n,
 }
 
 // Number of values lane l of a channel of n values visits: those j = l + iL with j < n.
-__device__ long long lane_count(long long values, long long lane, long long lanes)
+__device__ index_t lane_count(index_t values, index_t lane, index_t lanes)
 {
     return (values - lane + lanes - 1) / lanes;
 }
@@ -84,18 +95,18 @@ __device__ long long lane_count(long long values, long long lane, long long lane
 // stored at index c L + l of lane_mean and lane_m2; the lane steps from value j to j + L by
 // next_value_of_lane.
 extern "C" __global__ void bn_lane_moments(const real* x, double* lane_mean, double* lane_m2,
-                                           long long batch, long long channels, long long spatial,
-                                           long long lanes)
+                                           index_t batch, index_t channels, index_t spatial,
+                                           index_t lanes)
 {
-    const long long values = batch * spatial, step_n = lanes / spatial, step_s = lanes % spatial;
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < channels * lanes; k += stride) {
-        long long c, l;
+    const index_t values = batch * spatial, step_n = lanes / spatial, step_s = lanes % spatial;
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < channels * lanes; k += stride) {
+        index_t c, l;
         channel_and_lane(k, channels, spatial, lanes, &c, &l);
-        long long n = l / spatial, s = l % spatial;
+        index_t n = l / spatial, s = l % spatial;
         const double shift = (double)x[c * spatial];  // K, value j = 0 of channel c
         double seen = 0.0, mean = 0.0, m2 = 0.0;
-        for (long long j = l; j < values; j += lanes) {
+        for (index_t j = l; j < values; j += lanes) {
             double v = (double)x[(n * channels + c) * spatial + s] - shift;
             seen += 1.0;
             double d = v - mean;
@@ -116,20 +127,20 @@ extern "C" __global__ void bn_lane_moments(const real* x, double* lane_mean, dou
 extern "C" __global__ void bn_forward_statistics(const real* x, const double* lane_mean, const double* lane_m2,
                                                  real* mean, real* inv_std,
                                                  real* running_mean, real* running_var,
-                                                 long long channels, long long spatial, long long values,
-                                                 long long lanes, double momentum, double eps,
+                                                 index_t channels, index_t spatial, index_t values,
+                                                 index_t lanes, double momentum, double eps,
                                                  int update_mean, int update_var)
 {
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < channels; c += stride) {
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t c = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; c < channels; c += stride) {
         const double* means = lane_mean + c * lanes;
         const double* m2s = lane_m2 + c * lanes;
         double total = 0.0;
-        for (long long l = 0; l < lanes; ++l)
+        for (index_t l = 0; l < lanes; ++l)
             total += (double)lane_count(values, l, lanes) * means[l];
         double mu_v = total / (double)values;
         double squares = 0.0;
-        for (long long l = 0; l < lanes; ++l) {
+        for (index_t l = 0; l < lanes; ++l) {
             double d = means[l] - mu_v;
             squares += m2s[l] + (double)lane_count(values, l, lanes) * d * d;
         }
@@ -150,12 +161,12 @@ extern "C" __global__ void bn_forward_statistics(const real* x, const double* la
 // whichever of gamma and beta is there (y is not written when neither is: y is x_hat then).
 extern "C" __global__ void bn_normalise(const real* x, const real* mean, const real* inv_std,
                                         const real* gamma, const real* beta, real* x_hat, real* y,
-                                        long long total, long long channels, long long spatial,
+                                        index_t total, index_t channels, index_t spatial,
                                         int has_gamma, int has_beta)
 {
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += stride) {
-        long long c = (k / spatial) % channels;
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < total; k += stride) {
+        index_t c = (k / spatial) % channels;
         real normalised = (x[k] - mean[c]) * inv_std[c];
         x_hat[k] = normalised;
         if (has_gamma || has_beta) {
@@ -171,18 +182,18 @@ extern "C" __global__ void bn_normalise(const real* x, const real* mean, const r
 // c L + l (the same walk as bn_lane_moments).
 extern "C" __global__ void bn_lane_gradient_sums(const real* dy, const real* x_hat,
                                                  double* lane_sum_dy, double* lane_sum_dy_x_hat,
-                                                 long long batch, long long channels, long long spatial,
-                                                 long long lanes)
+                                                 index_t batch, index_t channels, index_t spatial,
+                                                 index_t lanes)
 {
-    const long long values = batch * spatial, step_n = lanes / spatial, step_s = lanes % spatial;
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < channels * lanes; k += stride) {
-        long long c, l;
+    const index_t values = batch * spatial, step_n = lanes / spatial, step_s = lanes % spatial;
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < channels * lanes; k += stride) {
+        index_t c, l;
         channel_and_lane(k, channels, spatial, lanes, &c, &l);
-        long long n = l / spatial, s = l % spatial;
+        index_t n = l / spatial, s = l % spatial;
         double sum_dy = 0.0, sum_dy_x_hat = 0.0;
-        for (long long j = l; j < values; j += lanes) {
-            long long at = (n * channels + c) * spatial + s;
+        for (index_t j = l; j < values; j += lanes) {
+            index_t at = (n * channels + c) * spatial + s;
             double g = (double)dy[at];
             sum_dy += g;
             sum_dy_x_hat += g * (double)x_hat[at];
@@ -200,13 +211,13 @@ extern "C" __global__ void bn_lane_gradient_sums(const real* dy, const real* x_h
 extern "C" __global__ void bn_backward_totals(const double* lane_sum_dy, const double* lane_sum_dy_x_hat,
                                               const real* gamma, const real* inv_std,
                                               real* grad_gamma, real* grad_beta, real* a, real* b,
-                                              long long channels, long long values, long long lanes,
+                                              index_t channels, index_t values, index_t lanes,
                                               int has_gamma)
 {
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < channels; c += stride) {
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t c = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; c < channels; c += stride) {
         double sum_dy = 0.0, sum_dy_x_hat = 0.0;
-        for (long long l = 0; l < lanes; ++l) {
+        for (index_t l = 0; l < lanes; ++l) {
             sum_dy += lane_sum_dy[c * lanes + l];
             sum_dy_x_hat += lane_sum_dy_x_hat[c * lanes + l];
         }
@@ -223,12 +234,12 @@ extern "C" __global__ void bn_backward_totals(const double* lane_sum_dy, const d
 //   eval:     dx = scale dy                    (a and b are not read)
 extern "C" __global__ void bn_backward_dx(const real* dy, const real* x_hat, const real* inv_std,
                                           const real* gamma, const real* a, const real* b, real* grad_x,
-                                          long long total, long long channels, long long spatial,
+                                          index_t total, index_t channels, index_t spatial,
                                           int has_gamma, int training)
 {
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += stride) {
-        long long c = (k / spatial) % channels;
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < total; k += stride) {
+        index_t c = (k / spatial) % channels;
         real scale = has_gamma ? gamma[c] * inv_std[c] : inv_std[c];
         real dx = dy[k] * scale;
         if (training)

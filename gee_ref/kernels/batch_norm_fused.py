@@ -94,34 +94,39 @@ def _check_forward_arguments(x, gamma, beta, running_mean, running_var, training
     return batch, channels, spatial
 
 
-def _lane_partials(kernel_name, inputs, batch, channels, spatial):
+def index_for(batch, channels, spatial):
+    """The index type of every launch on an x of [N, C, S] (compiler.index_type): the kernels
+    index its N C S elements, and the lanes' partial results c L + l and values j + L."""
+    return compiler.index_type(batch * channels * spatial + channels * lanes_for(batch * spatial, channels))
+
+
+def _lane_partials(kernel_name, inputs, batch, channels, spatial, index):
     """Stage 1 of a per-channel reduction: ``kernel_name`` run over channels x lanes, giving
     (lanes, first, second), the two float64 partial results per lane at index c L + l."""
     xp = backend.get_array_module(inputs[0])
     lanes = lanes_for(batch * spatial, channels)
     first = xp.empty(channels * lanes, dtype=numpy.float64)
     second = xp.empty(channels * lanes, dtype=numpy.float64)
-    sizes = tuple(numpy.int64(v) for v in (batch, channels, spatial, lanes))
-    run = compiler.kernel("batch_norm.cu", kernel_name, inputs[0].dtype)
+    sizes = tuple(index(v) for v in (batch, channels, spatial, lanes))
+    run = compiler.kernel("batch_norm.cu", kernel_name, inputs[0].dtype, index)
     compiler.launch(run, channels * lanes, tuple(inputs) + (first, second) + sizes)
     return lanes, first, second
 
 
-def _training_statistics(x, batch, channels, spatial, running_mean, running_var, momentum, eps):
+def _training_statistics(x, batch, channels, spatial, running_mean, running_var, momentum, eps, index):
     """(mean, inv_std) per channel of a contiguous x, the running statistics updated in place."""
     xp = backend.get_array_module(x)
-    lanes, lane_mean, lane_m2 = _lane_partials("bn_lane_moments", (x,), batch, channels, spatial)
+    lanes, lane_mean, lane_m2 = _lane_partials("bn_lane_moments", (x,), batch, channels, spatial, index)
 
     mean, inv_std = xp.empty(channels, dtype=x.dtype), xp.empty(channels, dtype=x.dtype)
     # the kernel writes the running statistics through a pointer: a strided one goes via a copy
     targets = [v if v is None or v.flags.c_contiguous else xp.ascontiguousarray(v)
                for v in (running_mean, running_var)]
-    run = compiler.kernel("batch_norm.cu", "bn_forward_statistics", x.dtype)
+    run = compiler.kernel("batch_norm.cu", "bn_forward_statistics", x.dtype, index)
     compiler.launch(run, channels, (x, lane_mean, lane_m2, mean, inv_std,
                                     mean if targets[0] is None else targets[0],
                                     mean if targets[1] is None else targets[1],
-                                    numpy.int64(channels), numpy.int64(spatial), numpy.int64(batch * spatial),
-                                    numpy.int64(lanes),
+                                    index(channels), index(spatial), index(batch * spatial), index(lanes),
                                     numpy.float64(momentum), numpy.float64(eps),
                                     numpy.int32(targets[0] is not None), numpy.int32(targets[1] is not None)))
     for original, target in zip((running_mean, running_var), targets):
@@ -137,9 +142,10 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True, 
     xp = backend.get_array_module(x)
     x = xp.ascontiguousarray(x)
     count = batch * spatial
+    index = index_for(batch, channels, spatial)
     if training:
         mean, inv_std = _training_statistics(x, batch, channels, spatial, running_mean, running_var,
-                                             momentum, eps)
+                                             momentum, eps, index)
     else:  # the plain code's expressions, on [C] vectors: the same mean and inv_std to the bit
         mean = xp.ascontiguousarray(xp.asarray(running_mean, dtype=x.dtype))
         inv_std = 1.0 / xp.sqrt(xp.asarray(running_var, dtype=x.dtype) + eps)
@@ -147,23 +153,23 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True, 
     y = x_hat if gamma is None and beta is None else xp.empty_like(x)
     gamma_c = mean if gamma is None else xp.ascontiguousarray(gamma)
     beta_c = mean if beta is None else xp.ascontiguousarray(beta)
-    run = compiler.kernel("batch_norm.cu", "bn_normalise", x.dtype)
-    compiler.launch(run, x.size, (x, mean, inv_std, gamma_c, beta_c, x_hat, y, numpy.int64(x.size),
-                                  numpy.int64(channels), numpy.int64(spatial),
+    run = compiler.kernel("batch_norm.cu", "bn_normalise", x.dtype, index)
+    compiler.launch(run, x.size, (x, mean, inv_std, gamma_c, beta_c, x_hat, y, index(x.size),
+                                  index(channels), index(spatial),
                                   numpy.int32(gamma is not None), numpy.int32(beta is not None)))
     return y, Cache(x_hat, inv_std, gamma, beta is not None, count, training)
 
 
-def _gradient_totals(dy, x_hat, inv_std, gamma, batch, channels, spatial):
+def _gradient_totals(dy, x_hat, inv_std, gamma, batch, channels, spatial, index):
     """(dgamma, dbeta, a, b) per channel, [C] arrays of x_hat's dtype, with a = scale dgamma / n and
     b = scale dbeta / n (scale = gamma inv_std) the coefficients of dx in training mode."""
     xp = backend.get_array_module(x_hat)
     lanes, lane_sum_dy, lane_sum_dy_x_hat = _lane_partials("bn_lane_gradient_sums", (dy, x_hat), batch,
-                                                           channels, spatial)
+                                                           channels, spatial, index)
     totals = tuple(xp.empty(channels, dtype=x_hat.dtype) for _ in range(4))
-    run = compiler.kernel("batch_norm.cu", "bn_backward_totals", x_hat.dtype)
+    run = compiler.kernel("batch_norm.cu", "bn_backward_totals", x_hat.dtype, index)
     compiler.launch(run, channels, (lane_sum_dy, lane_sum_dy_x_hat, inv_std if gamma is None else gamma, inv_std)
-                    + totals + (numpy.int64(channels), numpy.int64(batch * spatial), numpy.int64(lanes),
+                    + totals + (index(channels), index(batch * spatial), index(lanes),
                                 numpy.int32(gamma is not None)))
     return totals
 
@@ -184,15 +190,16 @@ def backward(grad, cache):
     dy = xp.ascontiguousarray(grad, dtype=x_hat.dtype)
     inv_std = xp.ascontiguousarray(inv_std)
     gamma_c = inv_std if gamma is None else xp.ascontiguousarray(gamma)  # not read without gamma
+    index = index_for(batch, channels, spatial)
     if training or gamma is not None or has_beta:
         grad_gamma, grad_beta, a, b = _gradient_totals(dy, x_hat, inv_std, None if gamma is None else gamma_c,
-                                                       batch, channels, spatial)
+                                                       batch, channels, spatial, index)
     else:  # eval without gamma and beta: dx = inv_std dy needs no sums
         grad_gamma = grad_beta = None
         a = b = inv_std  # not read in eval mode
     grad_x = xp.empty_like(x_hat)
-    run = compiler.kernel("batch_norm.cu", "bn_backward_dx", x_hat.dtype)
-    compiler.launch(run, x_hat.size, (dy, x_hat, inv_std, gamma_c, a, b, grad_x, numpy.int64(x_hat.size),
-                                      numpy.int64(channels), numpy.int64(spatial),
+    run = compiler.kernel("batch_norm.cu", "bn_backward_dx", x_hat.dtype, index)
+    compiler.launch(run, x_hat.size, (dy, x_hat, inv_std, gamma_c, a, b, grad_x, index(x_hat.size),
+                                      index(channels), index(spatial),
                                       numpy.int32(gamma is not None), numpy.int32(bool(training))))
     return grad_x, (grad_gamma if gamma is not None else None), (grad_beta if has_beta else None)

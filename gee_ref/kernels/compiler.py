@@ -1,8 +1,14 @@
 """Build the fused kernels with CuPy (NVRTC) and launch them over any number of elements.
 
 Each .cu file ships inside the package and is written for an element type ``real``,
-fixed at compile time by ``-DREAL=float`` or ``-DREAL=double``. A file is compiled once
-per element type (``cupy.RawModule``, cached here and in CuPy's own disk cache).
+fixed at compile time by ``-DREAL=float`` or ``-DREAL=double``, and an index type ``index_t``,
+``-DINDEX_BITS=32`` (int) or ``-DINDEX_BITS=64`` (long long). A file is compiled once per
+(element type, index type) (``cupy.RawModule``, cached here and in CuPy's own disk cache).
+
+The index type is decided on the host, per launch, by ``index_type``: 32 bits whenever every
+index the kernel can form (the largest array offset, plus the overshoot of one grid stride)
+fits in an int, 64 bits otherwise. The kernels divide and take remainders per element, and a
+GPU does that several times faster in 32 bits.
 
 Fused multiply-add is switched off (``--fmad=false``): NVRTC would otherwise contract
 ``a * b + c`` into one rounding, where the plain xp code (one CuPy kernel per operation)
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 
 import numpy
 
@@ -25,6 +32,8 @@ SOURCES = ("lif.cu", "im2col.cu", "batch_norm.cu")
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535
 REAL_NAMES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
+INDEX_BITS = {numpy.dtype(numpy.int32): 32, numpy.dtype(numpy.int64): 64}
+INT32_MAX = 2**31 - 1
 
 
 def source_text(file: str) -> str:
@@ -42,26 +51,49 @@ def real_name(dtype) -> str:
         raise ValueError(f"fused kernels support float32 and float64, got dtype {dtype!r}") from None
 
 
-def compile_options(dtype) -> tuple:
-    """The NVRTC options for an element type (the GPU architecture is CuPy's to add)."""
-    return (f"-DREAL={real_name(dtype)}", "--fmad=false")
+def kernel_names(file: str) -> tuple:
+    """The names of the ``extern "C"`` kernels of one .cu file, in source order."""
+    return tuple(re.findall(r'extern "C" __global__ void (\w+)\(', source_text(file)))
+
+
+def index_bits(index) -> int:
+    """32 or 64 for the index type numpy.int32 or numpy.int64."""
+    try:
+        return INDEX_BITS[numpy.dtype(index)]
+    except (KeyError, TypeError):
+        raise ValueError(f"kernel indices are numpy.int32 or numpy.int64, got {index!r}") from None
+
+
+def index_type(largest: int):
+    """numpy.int32 when every index a launch forms (at most ``largest``, plus one grid stride of
+    at most MAX_BLOCKS x THREADS_PER_BLOCK past the end) fits in an int, else numpy.int64."""
+    if largest + MAX_BLOCKS * THREADS_PER_BLOCK <= INT32_MAX:
+        return numpy.int32
+    return numpy.int64
+
+
+def compile_options(dtype, index=numpy.int64) -> tuple:
+    """The NVRTC options for an element and an index type (the GPU architecture is CuPy's to add)."""
+    return (f"-DREAL={real_name(dtype)}", f"-DINDEX_BITS={index_bits(index)}", "--fmad=false")
 
 
 @functools.lru_cache(maxsize=None)
-def _module(file: str, dtype: numpy.dtype):
+def _module(file: str, dtype: numpy.dtype, index: numpy.dtype):
     cupy = backend.xp_for("gpu")  # DeviceUnavailableError without CuPy and a GPU
-    return cupy.RawModule(code=source_text(file), options=compile_options(dtype))
+    return cupy.RawModule(code=source_text(file), options=compile_options(dtype, index))
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(file: str, name: str, dtype: numpy.dtype):
-    return _module(file, dtype).get_function(name)
+def _kernel(file: str, name: str, dtype: numpy.dtype, index: numpy.dtype):
+    return _module(file, dtype, index).get_function(name)
 
 
-def kernel(file: str, name: str, dtype):
-    """The compiled kernel ``name`` of ``file`` for arrays of ``dtype`` (a cupy.RawKernel)."""
+def kernel(file: str, name: str, dtype, index=numpy.int64):
+    """The compiled kernel ``name`` of ``file`` for arrays of ``dtype`` and indices of type
+    ``index`` (numpy.int32 or numpy.int64, from ``index_type``): a cupy.RawKernel."""
     real_name(dtype)  # a ValueError for a dtype without a kernel
-    return _kernel(file, name, numpy.dtype(dtype))
+    index_bits(index)
+    return _kernel(file, name, numpy.dtype(dtype), numpy.dtype(index))
 
 
 def launch_geometry(count: int) -> tuple[int, int]:
@@ -76,7 +108,7 @@ def launch(run, count: int, args: tuple) -> None:
     """Run a kernel over ``count`` elements (nothing to do for none).
 
     Scalars in ``args`` must be numpy scalars of the kernel's parameter types
-    (numpy.int64 for ``long long``, numpy.float64 for ``double``, numpy.int32 for ``int``).
+    (the kernel's index type for ``index_t``, numpy.float64 for ``double``, numpy.int32 for ``int``).
     """
     if count == 0:
         return

@@ -13,24 +13,35 @@
 #endif
 typedef REAL real;
 
+// Indices and sizes are index_t: int when the host has checked that every index a launch forms
+// fits in 32 bits (gee_ref/kernels/compiler.py, index_type), long long otherwise. A GPU divides
+// 32-bit integers several times faster than 64-bit ones, and these kernels divide per element.
+#if INDEX_BITS == 32
+typedef int index_t;
+#elif INDEX_BITS == 64
+typedef long long index_t;
+#else
+#error "compile with -DINDEX_BITS=32 or -DINDEX_BITS=64"
+#endif
+
 // im2col: one thread per entry of cols (row-major, contiguous). The input is read through
 // its element strides (x_strides[0..3] for its axes [C, N, H, W]), so a transposed view
 // of an [N, C, H, W] array, or any other strided view, needs no copy.
 extern "C" __global__ void im2col(const real* x, real* cols,
-                                  long long channels, long long batch, long long height, long long width,
-                                  long long stride_c, long long stride_n, long long stride_h, long long stride_w,
-                                  long long kh, long long kw, long long sh, long long sw,
-                                  long long ph, long long pw, long long out_h, long long out_w)
+                                  index_t channels, index_t batch, index_t height, index_t width,
+                                  index_t stride_c, index_t stride_n, index_t stride_h, index_t stride_w,
+                                  index_t kh, index_t kw, index_t sh, index_t sw,
+                                  index_t ph, index_t pw, index_t out_h, index_t out_w)
 {
-    long long positions = batch * out_h * out_w;        // columns of cols: (n, p, q)
-    long long total = channels * kh * kw * positions;
-    long long step = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += step) {
-        long long row = k / positions, column = k % positions;
-        long long j = row % kw, i = (row / kw) % kh, c = row / (kw * kh);
-        long long q = column % out_w, p = (column / out_w) % out_h, n = column / (out_w * out_h);
-        long long y = sh * p + i - ph;                  // row of x (unpadded) read by offset i
-        long long z = sw * q + j - pw;                  // column of x (unpadded) read by offset j
+    index_t positions = batch * out_h * out_w;        // columns of cols: (n, p, q)
+    index_t total = channels * kh * kw * positions;
+    index_t step = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < total; k += step) {
+        index_t row = k / positions, column = k % positions;
+        index_t j = row % kw, i = (row / kw) % kh, c = row / (kw * kh);
+        index_t q = column % out_w, p = (column / out_w) % out_h, n = column / (out_w * out_h);
+        index_t y = sh * p + i - ph;                  // row of x (unpadded) read by offset i
+        index_t z = sw * q + j - pw;                  // column of x (unpadded) read by offset j
         bool inside = y >= 0 && y < height && z >= 0 && z < width;
         cols[k] = inside ? x[c * stride_c + n * stride_n + y * stride_h + z * stride_w] : (real)0.0;
     }
@@ -43,28 +54,28 @@ extern "C" __global__ void im2col(const real* x, real* cols,
 // i, then j (the order in which the plain col2im adds its slices). cols is read through
 // its two element strides (rows, columns).
 extern "C" __global__ void col2im(const real* cols, real* x,
-                                  long long channels, long long batch, long long height, long long width,
-                                  long long cols_stride_row, long long cols_stride_column,
-                                  long long kh, long long kw, long long sh, long long sw,
-                                  long long ph, long long pw, long long out_h, long long out_w)
+                                  index_t channels, index_t batch, index_t height, index_t width,
+                                  index_t cols_stride_row, index_t cols_stride_column,
+                                  index_t kh, index_t kw, index_t sh, index_t sw,
+                                  index_t ph, index_t pw, index_t out_h, index_t out_w)
 {
-    long long total = batch * channels * height * width;
-    long long step = (long long)blockDim.x * gridDim.x;
-    for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += step) {
-        long long z = k % width + pw, y = (k / width) % height + ph;   // padded position
-        long long c = (k / (width * height)) % channels, n = k / (width * height * channels);
+    index_t total = batch * channels * height * width;
+    index_t step = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t k = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; k < total; k += step) {
+        index_t z = k % width + pw, y = (k / width) % height + ph;   // padded position
+        index_t c = (k / (width * height)) % channels, n = k / (width * height * channels);
         real sum = (real)0.0;
-        for (long long i = 0; i < kh; ++i) {
-            long long y_from_top = y - i;                // = s_h p for the p that offset i serves
+        for (index_t i = 0; i < kh; ++i) {
+            index_t y_from_top = y - i;                // = s_h p for the p that offset i serves
             if (y_from_top < 0 || y_from_top % sh != 0 || y_from_top / sh >= out_h)
                 continue;
-            long long p = y_from_top / sh;
-            for (long long j = 0; j < kw; ++j) {
-                long long z_from_left = z - j;
+            index_t p = y_from_top / sh;
+            for (index_t j = 0; j < kw; ++j) {
+                index_t z_from_left = z - j;
                 if (z_from_left < 0 || z_from_left % sw != 0 || z_from_left / sw >= out_w)
                     continue;
-                long long q = z_from_left / sw;
-                long long row = (c * kh + i) * kw + j, column = (n * out_h + p) * out_w + q;
+                index_t q = z_from_left / sw;
+                index_t row = (c * kh + i) * kw + j, column = (n * out_h + p) * out_w + q;
                 sum += cols[row * cols_stride_row + column * cols_stride_column];
             }
         }

@@ -9,16 +9,22 @@ reference; its docstring gives the layouts and eq. 1 of the paper.
 """
 from __future__ import annotations
 
-import numpy
-
 from gee_ref import backend
 from gee_ref.kernels import compiler
 from gee_ref.ops.im2col import conv_geometry
 
 
 def element_strides(array) -> tuple:
-    """The array's strides counted in elements (they may be negative), as numpy.int64."""
-    return tuple(numpy.int64(s // array.itemsize) for s in array.strides)
+    """The array's strides counted in elements (they may be negative)."""
+    return tuple(s // array.itemsize for s in array.strides)
+
+
+def largest_offset(array) -> int:
+    """The largest distance, in elements, between two elements of a strided view: every
+    partial sum i_0 s_0 + i_1 s_1 + ... a kernel forms while indexing it is at most this."""
+    if array.size == 0:
+        return 0
+    return sum((n - 1) * abs(s) for n, s in zip(array.shape, element_strides(array)))
 
 
 def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False):
@@ -32,10 +38,10 @@ def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False
     c, n, h, w = x_cnhw.shape
     (kh, kw), (sh, sw), (ph, pw), (oh, ow) = conv_geometry((n, c, h, w), kernel_size, stride, padding)
     cols = xp.empty((c * kh * kw, n * oh * ow), dtype=x_cnhw.dtype)
-    run = compiler.kernel("im2col.cu", "im2col", x_cnhw.dtype)
-    sizes = tuple(numpy.int64(v) for v in (c, n, h, w))
-    geometry = tuple(numpy.int64(v) for v in (kh, kw, sh, sw, ph, pw, oh, ow))
-    compiler.launch(run, cols.size, (x_cnhw, cols) + sizes + element_strides(x_cnhw) + geometry)
+    index = compiler.index_type(max(cols.size, largest_offset(x_cnhw)))
+    run = compiler.kernel("im2col.cu", "im2col", x_cnhw.dtype, index)
+    scalars = (c, n, h, w) + element_strides(x_cnhw) + (kh, kw, sh, sw, ph, pw, oh, ow)
+    compiler.launch(run, cols.size, (x_cnhw, cols) + tuple(index(v) for v in scalars))
     return cols
 
 
@@ -48,8 +54,8 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
         raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected {expected} for input {tuple(x_shape)}")
     xp = backend.get_array_module(cols)
     x = xp.empty((n, c, h, w), dtype=cols.dtype)
-    run = compiler.kernel("im2col.cu", "col2im", cols.dtype)
-    sizes = tuple(numpy.int64(v) for v in (c, n, h, w))
-    geometry = tuple(numpy.int64(v) for v in (kh, kw, sh, sw, ph, pw, oh, ow))
-    compiler.launch(run, x.size, (cols, x) + sizes + element_strides(cols) + geometry)
+    index = compiler.index_type(max(x.size, largest_offset(cols)))
+    run = compiler.kernel("im2col.cu", "col2im", cols.dtype, index)
+    scalars = (c, n, h, w) + element_strides(cols) + (kh, kw, sh, sw, ph, pw, oh, ow)
+    compiler.launch(run, x.size, (cols, x) + tuple(index(v) for v in scalars))
     return x

@@ -17,6 +17,17 @@
 #endif
 typedef REAL real;
 
+// Indices and sizes are index_t: int when the host has checked that every index a launch forms
+// fits in 32 bits (gee_ref/kernels/compiler.py, index_type), long long otherwise. A GPU divides
+// 32-bit integers several times faster than 64-bit ones, and these kernels divide per element.
+#if INDEX_BITS == 32
+typedef int index_t;
+#elif INDEX_BITS == 64
+typedef long long index_t;
+#else
+#error "compile with -DINDEX_BITS=32 or -DINDEX_BITS=64"
+#endif
+
 // Surrogate codes, as numbered in gee_ref/kernels/lif_fused.py.
 #define SURROGATE_SIGMOID 0
 #define SURROGATE_ATAN 1
@@ -47,15 +58,15 @@ __device__ real surrogate_derivative(real x, int surrogate, double alpha)
 //   reset:   V_t = H_t (1 - S_t) + v_reset S_t
 // Writes S (the spikes) and H (kept for the backward pass).
 extern "C" __global__ void lif_forward(const real* x, real* spikes, real* h_out,
-                                       long long steps, long long neurons,
+                                       index_t steps, index_t neurons,
                                        double tau, double v_th, double v_reset)
 {
     const real tau_r = (real)tau, v_th_r = (real)v_th, v_reset_r = (real)v_reset;
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long m = (long long)blockIdx.x * blockDim.x + threadIdx.x; m < neurons; m += stride) {
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t m = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; m < neurons; m += stride) {
         real v = v_reset_r;
-        for (long long t = 0; t < steps; ++t) {
-            long long k = t * neurons + m;
+        for (index_t t = 0; t < steps; ++t) {
+            index_t k = t * neurons + m;
             real h = v + (x[k] - (v - v_reset_r)) / tau_r;
             real s = (h - v_th_r >= (real)0.0) ? (real)1.0 : (real)0.0;
             h_out[k] = h;
@@ -72,17 +83,17 @@ extern "C" __global__ void lif_forward(const real* x, real* spikes, real* h_out,
 //   dL/dX_t     = dL/dH_t / tau
 //   dL/dV_{t-1} = dL/dH_t (1 - 1/tau)
 extern "C" __global__ void lif_backward(const real* grad, const real* h_in, real* grad_x,
-                                        long long steps, long long neurons,
+                                        index_t steps, index_t neurons,
                                         double tau, double v_th, double v_reset,
                                         int surrogate, double alpha, int detach_reset)
 {
     const real tau_r = (real)tau, v_th_r = (real)v_th, v_reset_r = (real)v_reset;
     const real decay = (real)(1.0 - 1.0 / tau);
-    long long stride = (long long)blockDim.x * gridDim.x;
-    for (long long m = (long long)blockIdx.x * blockDim.x + threadIdx.x; m < neurons; m += stride) {
+    index_t stride = (index_t)blockDim.x * (index_t)gridDim.x;
+    for (index_t m = (index_t)blockIdx.x * (index_t)blockDim.x + (index_t)threadIdx.x; m < neurons; m += stride) {
         real grad_v = (real)0.0;
-        for (long long t = steps - 1; t >= 0; --t) {
-            long long k = t * neurons + m;
+        for (index_t t = steps - 1; t >= 0; --t) {
+            index_t k = t * neurons + m;
             real h = h_in[k];
             real x = h - v_th_r;
             real s = (x >= (real)0.0) ? (real)1.0 : (real)0.0;

@@ -51,8 +51,9 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     x = xp.ascontiguousarray(x_seq)
     spikes, h_seq = xp.empty_like(x), xp.empty_like(x)
     steps, neurons = _time_major(x)
-    run = compiler.kernel("lif.cu", "lif_forward", x.dtype)
-    compiler.launch(run, neurons, (x, spikes, h_seq, numpy.int64(steps), numpy.int64(neurons),
+    index = compiler.index_type(x.size)  # element t M + m < T M
+    run = compiler.kernel("lif.cu", "lif_forward", x.dtype, index)
+    compiler.launch(run, neurons, (x, spikes, h_seq, index(steps), index(neurons),
                                    numpy.float64(tau), numpy.float64(v_th), numpy.float64(v_reset)))
     return spikes, Cache(h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, False)
 
@@ -73,8 +74,9 @@ def backward(grad, cache):
     g = xp.ascontiguousarray(grad, dtype=h.dtype)
     grad_x = xp.empty_like(h)
     steps, neurons = _time_major(h)
-    run = compiler.kernel("lif.cu", "lif_backward", h.dtype)
-    compiler.launch(run, neurons, (g, h, grad_x, numpy.int64(steps), numpy.int64(neurons),
+    index = compiler.index_type(h.size)
+    run = compiler.kernel("lif.cu", "lif_backward", h.dtype, index)
+    compiler.launch(run, neurons, (g, h, grad_x, index(steps), index(neurons),
                                    numpy.float64(tau), numpy.float64(v_th), numpy.float64(v_reset),
                                    numpy.int32(surrogate_code(sg)), numpy.float64(alpha),
                                    numpy.int32(bool(detach_reset))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy
 
-from . import conversion, products
+from . import conversion, launches, products
 from .ndarray import ndarray
 from .ndarray_methods import _out, _returned
 
@@ -25,9 +25,13 @@ def _device(value, where):
 def matmul(x1, x2, /, out=None, *, casting="same_kind", dtype=None, axes=None, axis=None, keepdims=False):
     a, b = products.operands(_device(x1, "cupy.matmul"), _device(x2, "cupy.matmul"))
     extra = {k: v for k, v in (("axes", axes), ("axis", axis)) if v is not None}
-    return _returned(numpy.matmul(a, b, out=_out(out), casting=casting, dtype=dtype, **extra), out)
+    product = _returned(numpy.matmul(a, b, out=_out(out), casting=casting, dtype=dtype, **extra), out)
+    launches.record("matmul", a.size + b.size + product.size)
+    return product
 
 
 def dot(a, b, out=None):
-    return _returned(numpy.dot(*products.operands(_device(a, "cupy.dot"), _device(b, "cupy.dot")), out=_out(out)),
-                     out)
+    a_values, b_values = products.operands(_device(a, "cupy.dot"), _device(b, "cupy.dot"))
+    product = _returned(numpy.dot(a_values, b_values, out=_out(out)), out)
+    launches.record("matmul", a_values.size + b_values.size + product.size)
+    return product

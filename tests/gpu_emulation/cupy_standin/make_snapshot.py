@@ -2,7 +2,7 @@
 
 Run against an installed CuPy (no GPU needed, only its namespace is read)::
 
-    PYTHONPATH=/tmp/cupysite python tests/cupy_standin/make_snapshot.py
+    PYTHONPATH=/tmp/cupysite python tests/gpu_emulation/cupy_standin/make_snapshot.py
 
 Not run in CI: the JSON it writes is committed. For every Python-level function it also records
 the parameters (name, kind, whether it has a default), so that the stand-in can refuse a keyword

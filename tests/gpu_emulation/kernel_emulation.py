@@ -2,7 +2,7 @@
 
 The .cu file is compiled as C++ with ``kernel_emulation.h`` force-included (it turns
 ``__global__``/``__device__`` into nothing and the thread indices into globals), one
-shared library per (file, element type). ``EmulatedKernel`` then stands in for the
+shared library per (file, element type, index type). ``EmulatedKernel`` then stands in for the
 ``cupy.RawKernel`` that ``gee_ref.kernels.compiler.kernel`` returns: same call
 ``kernel(grid, block, args)``, NumPy arrays passed as pointers, and the kernel body run
 once per emulated thread of a small grid (``EMULATED_GRID``), so that each grid-stride
@@ -12,7 +12,8 @@ wrappers of gee_ref run unchanged on NumPy arrays.
 Each argument is checked against the kernel's parameter list, read from its
 ``extern "C" __global__ void name(...)`` line: an array for a pointer, of the element type it
 points to (``real`` is the type the kernel was built for; a ``double*`` scratch array is
-float64 whatever ``real`` is), and for a scalar the numpy scalar type CuPy maps to that C type.
+float64 whatever ``real`` is), and for a scalar the numpy scalar type CuPy maps to that C type
+(``index_t``: numpy.int32 or numpy.int64, as the kernel was built).
 """
 from __future__ import annotations
 
@@ -36,17 +37,17 @@ def gxx() -> str | None:
     return shutil.which("g++")
 
 
-def build_library(file: str, dtype, out_dir: Path) -> ctypes.CDLL:
-    """Compile one kernel file for one element type into a shared library and load it."""
+def build_library(file: str, dtype, out_dir: Path, index=numpy.int64) -> ctypes.CDLL:
+    """Compile one kernel file for one element and index type into a shared library and load it."""
     real = compiler.real_name(dtype)
     source = out_dir / file
     source.write_text(compiler.source_text(file))
-    library = out_dir / f"{Path(file).stem}_{real}.so"
-    command = [gxx(), *GXX_FLAGS, "-x", "c++", "-include", str(PRELUDE), f"-DREAL={real}",
-               str(source), "-o", str(library)]
+    library = out_dir / f"{Path(file).stem}_{real}_i{compiler.index_bits(index)}.so"
+    defines = [o for o in compiler.compile_options(dtype, index) if o.startswith("-D")]
+    command = [gxx(), *GXX_FLAGS, "-x", "c++", "-include", str(PRELUDE), *defines, str(source), "-o", str(library)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise AssertionError(f"g++ failed on {file} (REAL={real}):\n{done.stderr}")
+        raise AssertionError(f"g++ failed on {file} ({' '.join(defines)}):\n{done.stderr}")
     return ctypes.CDLL(str(library))
 
 
@@ -69,9 +70,9 @@ def kernel_parameters(source: str) -> dict:
     return kernels
 
 
-def _c_argument(value, c_type: str, pointer: bool, real):
+def _c_argument(value, c_type: str, pointer: bool, real, index):
     """A kernel argument as ctypes sees it, checked against its declared C type."""
-    expected = numpy.dtype(real) if c_type == "real" else numpy.dtype(C_TYPES[c_type])
+    expected = numpy.dtype({"real": real, "index_t": index}.get(c_type) or C_TYPES[c_type])
     if pointer:
         if not isinstance(value, numpy.ndarray):
             raise TypeError(f"an array of {expected} for a {c_type}* parameter, got {type(value).__name__}")
@@ -87,8 +88,9 @@ def _c_argument(value, c_type: str, pointer: bool, real):
 class EmulatedKernel:
     """One kernel of an emulation library, called like a cupy.RawKernel."""
 
-    def __init__(self, library: ctypes.CDLL, name: str, dtype, parameters):
+    def __init__(self, library: ctypes.CDLL, name: str, dtype, parameters, index=numpy.int64):
         self.library, self.dtype, self.parameters = library, numpy.dtype(dtype), parameters
+        self.index = numpy.dtype(index)
         self.function = getattr(library, name)
         self.function.restype = None
 
@@ -104,20 +106,27 @@ class EmulatedKernel:
         blocks, threads = EMULATED_GRID
         if len(args) != len(self.parameters):
             raise TypeError(f"{len(args)} kernel arguments for {len(self.parameters)} parameters")
-        converted = [_c_argument(a, c_type, pointer, self.dtype) for a, (c_type, pointer) in zip(args, self.parameters)]
+        converted = [_c_argument(a, c_type, pointer, self.dtype, self.index)
+                     for a, (c_type, pointer) in zip(args, self.parameters)]
         self.library.emulation_set_thread(block, thread, blocks, threads)
         self.function(*converted)
 
 
 class Emulation:
-    """Every kernel file built for float32 and float64; ``kernel`` replaces compiler.kernel."""
+    """The kernel files built on first use, once per (file, element type, index type);
+    ``kernel`` replaces compiler.kernel."""
 
     def __init__(self, out_dir: Path):
-        self.libraries = {(file, numpy.dtype(dtype)): build_library(file, dtype, out_dir)
-                          for file in compiler.SOURCES for dtype in compiler.REAL_NAMES}
+        self.out_dir = out_dir
+        self.libraries = {}
         self.parameters = {file: kernel_parameters(compiler.source_text(file)) for file in compiler.SOURCES}
 
-    def kernel(self, file: str, name: str, dtype) -> EmulatedKernel:
-        compiler.real_name(dtype)  # the ValueError compiler.kernel gives for another dtype
-        dtype = numpy.dtype(dtype)
-        return EmulatedKernel(self.libraries[(file, dtype)], name, dtype, self.parameters[file][name])
+    def kernel(self, file: str, name: str, dtype, index=numpy.int64) -> EmulatedKernel:
+        compiler.real_name(dtype)  # the ValueErrors compiler.kernel gives for another dtype or index
+        compiler.index_bits(index)
+        key = (file, numpy.dtype(dtype), numpy.dtype(index))
+        if key not in self.libraries:
+            folder = self.out_dir / f"i{compiler.index_bits(index)}"
+            folder.mkdir(exist_ok=True)
+            self.libraries[key] = build_library(file, dtype, folder, index)
+        return EmulatedKernel(self.libraries[key], name, dtype, self.parameters[file][name], index)

@@ -1,5 +1,5 @@
 // Test scaffolding: lets g++ compile gee_ref's .cu kernels as plain C++ (see
-// tests/kernel_emulation.py). Force-included before the kernel source (g++ -include).
+// tests/gpu_emulation/kernel_emulation.py). Force-included before the kernel source (g++ -include).
 //
 // A CUDA launch runs one kernel body per (block, thread). Here the four built-in
 // index variables are ordinary globals that the test sets before each call, so the

@@ -14,8 +14,8 @@ import types
 
 import numpy
 
-from . import (creation, cuda_device, functions, linalg_functions, memory, names, products, random_generator,
-               raw_module, ufuncs)
+from . import (creation, cuda_device, einsum_count, functions, linalg_functions, memory, names, products,
+               random_generator, raw_module, ufuncs)
 from .ndarray import ndarray
 
 
@@ -27,7 +27,7 @@ class NotEmulated:
 
     def _refuse(self, *args, **kwargs):
         raise NotImplementedError(f"{self._name} exists in CuPy {names.CUPY_VERSION} but the CuPy stand-in does not "
-                                  "emulate it (add it to tests/cupy_standin if gee_ref needs it)")
+                                  "emulate it (add it to tests/gpu_emulation/cupy_standin if gee_ref needs it)")
 
     __call__ = _refuse
 
@@ -120,6 +120,7 @@ cupy = StrictModule(
     array=creation.array, asarray=creation.asarray, asnumpy=creation.asnumpy,
     ascontiguousarray=creation.ascontiguousarray, asfortranarray=creation.asfortranarray,
     get_array_module=creation.get_array_module, matmul=linalg_functions.matmul, dot=linalg_functions.dot,
+    einsum=einsum_count.einsum,
     get_default_memory_pool=lambda: memory.default_pool,
     get_default_pinned_memory_pool=lambda: memory.default_pinned_pool,
     is_available=lambda: True, RawModule=raw_module.RawModule, RawKernel=NotEmulated("cupy.RawKernel"),

@@ -5,13 +5,13 @@ NumPy array where a device array is needed, a name CuPy does not have), and it c
 host/device crossing a GPU would make (transfers.py), so that a mistake a GPU would reveal
 shows up on a CPU machine and in CI. Use::
 
-    from cupy_standin import installed, transfers
+    from gpu_emulation.cupy_standin import installed, transfers
     with installed() as cupy, transfers.counting() as seen:
         ...                      # gee_ref with device="gpu"
     seen.counts, seen.host_syncs
 
 or the whole test suite with ``GEE_REF_CUPY_STANDIN=1 python -m pytest tests``, or a command
-line with ``python tests/cupy_standin/run.py -m gee_ref.train --device gpu ...``.
+line with ``python tests/gpu_emulation/cupy_standin/run.py -m gee_ref.train --device gpu ...``.
 One module per concept: conversion (what crosses to NumPy), ndarray (with ndarray_operators and
 ndarray_methods), indexing, ufuncs, functions/creation/linalg_functions (module-level names),
 random_generator, cuda_device, memory,

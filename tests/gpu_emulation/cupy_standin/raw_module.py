@@ -1,8 +1,8 @@
 """cupy.RawModule of the stand-in: the CUDA source compiled by g++ and run on the host.
 
-The source is built as C++ behind ``tests/kernel_emulation.h`` (``__global__`` and the thread
-indices emulated; tests/kernel_emulation.py), once per (code, options), with the ``-D``
-macros of the NVRTC options (``-DREAL=float``); ``--fmad=false`` is matched by g++'s
+The source is built as C++ behind ``tests/gpu_emulation/kernel_emulation.h`` (``__global__`` and the thread
+indices emulated; tests/gpu_emulation/kernel_emulation.py), once per (code, options), with the ``-D``
+macros of the NVRTC options (``-DREAL=float -DINDEX_BITS=32``); ``--fmad=false`` is matched by g++'s
 ``-ffp-contract=off``. ``get_function(name)`` gives a kernel called like a cupy.RawKernel,
 ``kernel(grid, block, args)``: each argument is checked against the kernel's C parameter list
 (a device array for a pointer, the NumPy scalar type CuPy maps to the C type for a scalar);
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy
 
+from .. import kernel_emulation
 from . import conversion
 
 _REAL_TYPES = {"float": numpy.float32, "double": numpy.float64}
+_INDEX_TYPES = {"32": numpy.int32, "64": numpy.int64}
 _build_dir: Path | None = None
 _libraries: dict = {}
 
@@ -49,9 +51,15 @@ def _real_type(options):
     return numpy.float64
 
 
-def _build(code: str, options: tuple):
-    import kernel_emulation
+def _index_type(options):
+    for option in options:
+        match = re.fullmatch(r"-DINDEX_BITS=(32|64)", option)
+        if match:
+            return _INDEX_TYPES[match.group(1)]
+    return numpy.int64
 
+
+def _build(code: str, options: tuple):
     key = (code, options)
     if key not in _libraries:
         if kernel_emulation.gxx() is None:
@@ -106,10 +114,9 @@ class RawModule:
         self._library = _build(code, self.options)
 
     def get_function(self, name: str) -> RawKernel:
-        import kernel_emulation
-
         parameters = kernel_emulation.kernel_parameters(self.code)
         if name not in parameters:
             raise RuntimeError(f"cuModuleGetFunction: CUDA_ERROR_NOT_FOUND: named symbol not found ({name})")
-        emulated = kernel_emulation.EmulatedKernel(self._library, name, _real_type(self.options), parameters[name])
+        emulated = kernel_emulation.EmulatedKernel(self._library, name, _real_type(self.options), parameters[name],
+                                                   _index_type(self.options))
         return RawKernel(emulated, name)

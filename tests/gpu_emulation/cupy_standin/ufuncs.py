@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy
 
-from . import conversion, indexing
+from . import conversion, indexing, launches
 
 
 class ufunc:
@@ -52,6 +52,9 @@ class ufunc:
         if dtype is not None:
             conversion.check_dtype(dtype)
         values = self._ufunc(*inputs, out=numpy_outputs or None, dtype=dtype, casting=casting)
+        written = numpy_outputs or (values if isinstance(values, tuple) else (values,))
+        launches.record("elementwise", sum(numpy.size(a) for a in inputs if isinstance(a, numpy.ndarray))
+                        + sum(numpy.size(w) for w in written))
         if outputs:
             return outputs[0] if self.nout == 1 else tuple(outputs)
         return conversion.result(values)

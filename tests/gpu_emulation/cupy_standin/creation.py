@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy
 
-from . import conversion, transfers
+from . import conversion, launches, transfers
 from .ndarray import ndarray
 
 
@@ -54,6 +54,7 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
             return obj
         if copy is False:
             raise ValueError("Unable to avoid copy while creating an array as requested.")
+        launches.record("copy", 2 * values.size)
         return ndarray._wrap(numpy.array(values, dtype=dtype, order=order, ndmin=ndmin, copy=True))
     if copy is False:
         raise ValueError("Unable to avoid copy while creating a device array from host data as requested.")

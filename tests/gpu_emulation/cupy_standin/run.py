@@ -1,7 +1,7 @@
 """Run a gee_ref command line with the CuPy stand-in installed as ``cupy``.
 
-    python tests/cupy_standin/run.py [--counts] -m gee_ref.train --device gpu ...
-    python tests/cupy_standin/run.py [--counts] path/to/script.py ...
+    python tests/gpu_emulation/cupy_standin/run.py [--counts] -m gee_ref.train --device gpu ...
+    python tests/gpu_emulation/cupy_standin/run.py [--counts] path/to/script.py ...
 
 ``--counts`` prints, when the command ends, one line on stderr with the host/device
 crossings the run made (transfers.py). Only this process has the stand-in: workers a
@@ -13,7 +13,7 @@ import runpy
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parents[2]
 REPO = TESTS.parent
 USAGE = "usage: run.py [--counts] -m MODULE [ARGS...] | run.py [--counts] SCRIPT [ARGS...]"
 
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     for path in (str(REPO), str(TESTS)):
         if path not in sys.path:
             sys.path.insert(0, path)
-    import cupy_standin
+    from gpu_emulation import cupy_standin
 
     cupy_standin.install()
     try:

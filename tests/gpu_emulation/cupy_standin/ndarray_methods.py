@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy
 
-from . import conversion, indexing, products, transfers, ufuncs
+from . import conversion, indexing, launches, products, transfers, ufuncs
 
 
 def _not_emulated(name):
@@ -32,6 +32,16 @@ def _out(out):
 
 def _returned(values, out):
     return out if out is not None else conversion.result(values)
+
+
+def _reduction(method):
+    """An ndarray reduction, counted as one reduction kernel (launches.py)."""
+    def counted(self, *args, **kwargs):
+        result = method(self, *args, **kwargs)
+        launches.record("reduction", self.size + numpy.size(result._array))
+        return result
+    counted.__name__ = counted.__qualname__ = method.__name__
+    return counted
 
 
 def _host_indices(indices):
@@ -57,9 +67,11 @@ class Methods:
         if not copy and numpy.dtype(dtype) == self.dtype and (order in ("K", "A", None) or (
                 order == "C" and self._array.flags.c_contiguous) or (order == "F" and self._array.flags.f_contiguous)):
             return self
+        launches.record("copy", 2 * self.size)
         return self._wrap(self._array.astype(dtype, order=order or "K", copy=True))
 
     def copy(self, order="C"):
+        launches.record("copy", 2 * self.size)
         return self._wrap(self._array.copy(order=order))
 
     def view(self, dtype=None):
@@ -160,16 +172,20 @@ class Methods:
     toDlpack = _not_emulated("toDlpack")
 
     # --------------------------------------------------------------- calculation
+    @_reduction
     def max(self, axis=None, out=None, keepdims=False):
         return _returned(self._array.max(axis=axis, out=_out(out), keepdims=keepdims), out)
 
+    @_reduction
     def min(self, axis=None, out=None, keepdims=False):
         return _returned(self._array.min(axis=axis, out=_out(out), keepdims=keepdims), out)
 
+    @_reduction
     def argmax(self, axis=None, out=None, dtype=None, keepdims=False):
         values = self._array.argmax(axis=axis, out=_out(out), keepdims=keepdims)
         return _returned(values if dtype is None else numpy.asarray(values).astype(dtype), out)
 
+    @_reduction
     def argmin(self, axis=None, out=None, dtype=None, keepdims=False):
         values = self._array.argmin(axis=axis, out=_out(out), keepdims=keepdims)
         return _returned(values if dtype is None else numpy.asarray(values).astype(dtype), out)
@@ -188,12 +204,14 @@ class Methods:
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
         return _returned(self._array.trace(offset, axis1, axis2, dtype=dtype, out=_out(out)), out)
 
+    @_reduction
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         return _returned(self._array.sum(axis=axis, dtype=dtype, out=_out(out), keepdims=keepdims), out)
 
     def cumsum(self, axis=None, dtype=None, out=None):
         return _returned(self._array.cumsum(axis=axis, dtype=dtype, out=_out(out)), out)
 
+    @_reduction
     def mean(self, axis=None, dtype=None, out=None, keepdims=False):
         return _returned(self._array.mean(axis=axis, dtype=dtype, out=_out(out), keepdims=keepdims), out)
 
@@ -203,15 +221,18 @@ class Methods:
     def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
         return _returned(self._array.std(axis=axis, dtype=dtype, out=_out(out), ddof=ddof, keepdims=keepdims), out)
 
+    @_reduction
     def prod(self, axis=None, dtype=None, out=None, keepdims=None):
         return _returned(self._array.prod(axis=axis, dtype=dtype, out=_out(out), keepdims=bool(keepdims)), out)
 
     def cumprod(self, axis=None, dtype=None, out=None):
         return _returned(self._array.cumprod(axis=axis, dtype=dtype, out=_out(out)), out)
 
+    @_reduction
     def all(self, axis=None, out=None, keepdims=False):
         return _returned(self._array.all(axis=axis, out=_out(out), keepdims=keepdims), out)
 
+    @_reduction
     def any(self, axis=None, out=None, keepdims=False):
         return _returned(self._array.any(axis=axis, out=_out(out), keepdims=keepdims), out)
 
@@ -226,4 +247,6 @@ class Methods:
             raise TypeError(f"Argument 'b' has incorrect type (expected cupy._core.core._ndarray_base, "
                             f"got {type(b).__name__})")
         a_values, b_values = products.operands(self._array, b._array)
-        return _returned(numpy.dot(a_values, b_values, out=_out(out)), out)
+        product = _returned(numpy.dot(a_values, b_values, out=_out(out)), out)
+        launches.record("matmul", self.size + b.size + product.size)
+        return product

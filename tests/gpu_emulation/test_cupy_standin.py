@@ -1,5 +1,5 @@
-"""The strict CuPy stand-in (tests/cupy_standin): its refusals, gee_ref's GPU path on it against
-the CPU path, and the host synchronisations a training step and an evaluation make.
+"""The strict CuPy stand-in (tests/gpu_emulation/cupy_standin): its refusals, gee_ref's GPU path
+on it against the CPU path, and the host synchronisations a training step and an evaluation make.
 
 Runs in plain CI: each test installs the stand-in only inside the ``cupy`` fixture, which puts
 sys.modules back as it was (and under GEE_REF_CUPY_STANDIN=1 shares the session's install).
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-import cupy_standin
-from cupy_standin import memory, names, products, transfers
+from gpu_emulation import cupy_standin, kernel_emulation
+from gpu_emulation.cupy_standin import launches, memory, names, products, transfers
 from gee_ref import backend
 
 
@@ -164,6 +164,60 @@ def test_memory_pool_counts_live_buffers(cupy):
     assert pool.total_bytes() == pool.used_bytes()
 
 
+def test_kernel_launches_are_counted_as_cupy_runs_them(cupy):
+    a = cupy.ones((4, 3, 10), dtype=np.float32)
+    with launches.counting() as seen:
+        b = a * 2.0          # elementwise: reads 120, writes 120
+        b.sum(axis=(0, 2))   # one reduction: reads 120, writes 3
+        b[:, 0].copy()       # a copy: 40 read, 40 written
+        b[0] @ b[0].T        # one GEMM: 30 + 30 read, 9 written
+    assert seen.kernels == {"elementwise": 1, "reduction": 1, "copy": 1, "matmul": 1}
+    assert seen.elements == {"elementwise": 240, "reduction": 123, "copy": 80, "matmul": 69}
+    with launches.counting() as seen:  # CuPy's einsum: [C, N*S] copies of both, then a batched GEMM
+        cupy.einsum("ncs,ncs->c", a, b)
+    assert seen.kernels == {"elementwise": 0, "reduction": 0, "copy": 2, "matmul": 1}
+    with launches.counting() as seen:  # no copy where the transposed operand reshapes in place
+        cupy.einsum("ij,jk->ik", a[0], b[0].T)
+        cupy.einsum("ncs->c", a)
+    assert seen.kernels == {"elementwise": 0, "reduction": 1, "copy": 0, "matmul": 1}
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 5, 5), (6, 4)])
+def test_batch_norm_channel_sums_take_fewer_kernels_and_passes_than_einsum(cupy, shape):
+    """ops.batch_norm._channel_sums on CuPy: the product and one reduction, no batched GEMM of
+    C dot products (issue 13). For [N, C, H, W] CuPy's einsum also copies both operands; an
+    [N, C] input it multiplies in place, in one GEMM (fewer elements read, but the batched dot)."""
+    from gee_ref.ops.batch_norm import _channel_sums
+
+    rng = np.random.default_rng(0)
+    a_host, b_host = rng.standard_normal(shape), rng.standard_normal(shape)
+    a, b = cupy.asarray(a_host), cupy.asarray(b_host)
+    a3, b3 = (v.reshape(shape[0], shape[1], -1) for v in (a, b))
+    with launches.counting() as by_einsum:
+        cupy.einsum("ncs,ncs->c", a3, b3)
+    with launches.counting() as by_sums:
+        sums = _channel_sums(a, b)
+    assert by_sums.kernels == {"elementwise": 1, "reduction": 1, "copy": 0, "matmul": 0}
+    if len(shape) == 4:
+        assert by_einsum.kernels == {"elementwise": 0, "reduction": 0, "copy": 2, "matmul": 1}
+        assert by_sums.total_elements < by_einsum.total_elements
+    else:
+        assert by_einsum.kernels == {"elementwise": 0, "reduction": 0, "copy": 0, "matmul": 1}
+    axes = (0,) + tuple(range(2, len(shape)))
+    np.testing.assert_allclose(sums.get(), (a_host * b_host).sum(axis=axes), rtol=1e-12)
+    np.testing.assert_allclose(_channel_sums(a).get(), a_host.sum(axis=axes), rtol=1e-12)
+
+
+def test_batch_norm_channel_sums_keep_numpys_einsum():
+    from gee_ref.ops.batch_norm import _channel_sums
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 3, 4, 4)), rng.standard_normal((5, 3, 4, 4))
+    np.testing.assert_array_equal(_channel_sums(a, b), np.einsum("ncs,ncs->c", a.reshape(5, 3, 16), b.reshape(5, 3, 16)))
+    np.testing.assert_array_equal(_channel_sums(a), np.einsum("ncs->c", a.reshape(5, 3, 16)))
+    assert _channel_sums(np.ones((0, 3, 2, 2))).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_tf32_rounds_float32_products(cupy):
     x = np.float32(1.0) + np.float32(2.0 ** -12)  # needs 12 mantissa bits
     assert products.round_to_tf32(np.array([x], np.float32))[0] == np.float32(1.0)
@@ -184,7 +238,7 @@ def test_random_numbers_are_not_numpys_stream(cupy):
 
 
 def test_raw_module_runs_a_kernel_on_device_arrays(cupy):
-    pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+    kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     source = ('extern "C" __global__ void twice(const double* x, double* y, long long n) {\n'
               '  for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)\n'
               '    y[i] = 2.0 * x[i];\n}\n')
@@ -199,7 +253,7 @@ def test_raw_module_runs_a_kernel_on_device_arrays(cupy):
 def test_gee_ref_kernels_compile_on_the_standin_and_leave_no_cached_module():
     """compiler.kernel goes through cupy.RawModule; leaving installed() empties its caches, so that
     no stand-in kernel outlives the stand-in."""
-    pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+    kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     from gee_ref.kernels import compiler
 
     with cupy_standin.installed():
@@ -246,7 +300,7 @@ def test_training_and_evaluation_on_gpu_match_cpu(cupy, fused):
     from gee_ref.autograd.gradcheck import relative_difference
 
     if fused:
-        pytest.importorskip("kernel_emulation").gxx() or pytest.skip("g++ is needed to emulate raw kernels")
+        kernel_emulation.gxx() or pytest.skip("g++ is needed to emulate raw kernels")
     cpu_model, cpu_result, cpu_eval = _trained("cpu", 3)
     with kernels.using(fused):
         gpu_model, gpu_result, gpu_eval = _trained("gpu", 3)

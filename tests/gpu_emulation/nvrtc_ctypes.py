@@ -34,13 +34,25 @@ def _candidates():
 def load_nvrtc():
     """libnvrtc as a ctypes library (from the system, a pip nvidia-* wheel or /usr/local/cuda), or None."""
     for path in _candidates():
-        if "builtins" in os.path.basename(path):
+        if "builtins" in os.path.basename(path) or ".alt." in os.path.basename(path):
             continue
+        _load_builtins_beside(path)
         try:
             return ctypes.CDLL(path)
         except OSError:
             continue
     return None
+
+
+def _load_builtins_beside(path: str) -> None:
+    """Load libnvrtc-builtins from libnvrtc's own folder first: libnvrtc opens it by name at
+    compile time, and a pip wheel's folder is not on the loader's search path."""
+    for builtins in sorted(glob.glob(os.path.join(os.path.dirname(path), "libnvrtc-builtins.so*"))):
+        if ".alt." not in os.path.basename(builtins):
+            try:
+                ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
 
 
 def version(nvrtc) -> tuple[int, int]:
