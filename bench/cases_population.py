@@ -1,13 +1,13 @@
 """Benchmark (d): evaluating a population of digits-net genotypes, individuals per second.
 
-One evaluation is gee_ref's real fitness evaluation (``gee_ref.evolution.individual.evaluate_individual``,
+One evaluation is gee_ref's real fitness evaluation (``gee_ref.evolution.evaluation.evaluate_individual``,
 DESIGN.md section 5, paper eq. 16): build the phenotype of the genotype (eq. 9), train it for
 ``eval_steps`` SGD updates on the embedded digits minus a validation split, then measure the
 validation loss, R_T (eq. 13) and R_S (eq. 14-15). The genotypes are one CMA-ES generation
 (``gee_ref.cmaes``) around the starting genome, evaluated one after another as
 ``python -m gee_ref.evolve`` does with its serial executor.
 
-Beside it, the same generation evaluated as one batch (``gee_ref.evolution.population.evaluate_population``:
+Beside it, the same generation evaluated as one batch (``gee_ref.evolution.evaluation.evaluate_population``:
 the lambda networks stacked along a leading axis, batched matmul, one training loop for all),
 which gives the same records; the row reports both rates, their ratio and the largest relative
 difference of the fitness values between the two paths.
@@ -25,8 +25,8 @@ def population_settings(ctx):
     from gee_ref.cmaes import CMAES
     from gee_ref.data.datasets import default_digits_path, load_dataset
     from gee_ref.evolution.genome import starting_genome
-    from gee_ref.evolution.individual import EvaluationSettings
-    from gee_ref.train import build
+    from gee_ref.evolution.evaluation import EvaluationSettings
+    from gee_ref.models import build_from_config as build
 
     path = default_digits_path()
     images, _, classes = load_dataset(path, "train")
@@ -42,8 +42,7 @@ def population_settings(ctx):
 
 def run_population(ctx) -> list:
     from gee_ref.evolution.executors import SerialExecutor
-    from gee_ref.evolution.individual import IndividualTask, evaluate_individual
-    from gee_ref.evolution.population import evaluate_population
+    from gee_ref.evolution.evaluation import IndividualTask, evaluate_individual, evaluate_population
 
     settings, genotypes = population_settings(ctx)
     tasks = [IndividualTask(settings, genotypes[i].copy(), 0, i) for i in range(len(genotypes))]

@@ -35,6 +35,7 @@ from bench import torch_precision
 from bench.run import make_row, median, ratio_target
 from gee_ref import autograd, backend
 from gee_ref.autograd import functional as F
+from gee_ref.measure.parameters import count_parameters
 from gee_ref.ops import genetic_path
 from gee_ref.optim import SGD
 
@@ -162,7 +163,7 @@ def run_training_step(ctx) -> list:
     pair = Pair(ctx, batch, time_steps)
     torch = ctx.torch
     config = {"arch": "resnet19", "g": GENES, "N": batch, "T": time_steps, "image": "32x32"}
-    extra = {"parameters_gee_ref": pair.model.parameter_count()}
+    extra = {"parameters_gee_ref": count_parameters(pair.model)}
     if torch is not None:
         if ctx.device == "gpu":  # strict float32 on both sides, the comparison below included
             torch.backends.cudnn.benchmark = True  # fixed shapes: what a PyTorch user switches on

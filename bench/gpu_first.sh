@@ -62,7 +62,7 @@ if [ $dry_run = 1 ]; then
     run=("$python" tests/gpu_emulation/cupy_standin/run.py)   # a command with the stand-in as cupy
     kernel_tests=(-k "not beyond_one_grid")  # 10**7 emulated threads; CI runs them in full elsewhere
     bench_size=(--smoke --warmup 0 --repeats 1)
-    train_size=(--arch cifarnet --genes 16 --time-steps 1 --batch-size 4 --steps-per-epoch 2)
+    train_size=(--arch cifarnet --genes 16 --time-steps 1 --batch-size 4 --steps-per-epoch 2 --report-batches all)
     evolve_size=(--generations 1 --popsize 2 --eval-steps 1 --final-epochs 1 --final-steps-per-epoch 1)
     mode="dry run on the CuPy stand-in (no GPU)"
 else
@@ -72,7 +72,7 @@ else
     run=("$python")
     kernel_tests=()
     bench_size=(--warmup 1 --repeats 5)
-    train_size=(--arch resnet19 --genes 100 --steps-per-epoch 100)
+    train_size=(--arch resnet19 --genes 100 --steps-per-epoch 100 --report-batches all)
     evolve_size=(--generations 2 --popsize 4 --eval-steps 3 --final-epochs 1 --final-steps-per-epoch 3)
     mode="GPU run"
 fi

@@ -24,6 +24,11 @@ from gee_ref.runs.report import format_report
 from gee_ref.runs.training_run import DEFAULT_ARCH, OPTIMIZER_DEFAULTS, OPTION_DEFAULTS, run_training
 
 
+def batch_count(text: str):
+    """A number of batches, or "all"."""
+    return "all" if text == "all" else int(text)
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m gee_ref.train",
                             description="Train a genetic (or dense) spiking network, then report its accuracy, "
@@ -47,9 +52,9 @@ def build_parser() -> ArgumentParser:
         help="hold out this fraction of train for the per-epoch log (default 0: the log shows the test split)")
     add("--steps-per-epoch", dest="steps_per_epoch", type=int, default=None,
         help="cap the batches per epoch (quick runs; also caps the evaluations, see below)")
-    add("--eval-batches", dest="eval_batches", type=int, default=None,
+    add("--eval-batches", dest="eval_batches", type=batch_count, default=None, metavar="N|all",
         help="batches of the per-epoch evaluation, 0 for none (default: all, or --steps-per-epoch when given)")
-    add("--report-batches", dest="report_batches", type=int, default=None,
+    add("--report-batches", dest="report_batches", type=batch_count, default=None, metavar="N|all",
         help="batches of each pass of the final report (default: all, or --steps-per-epoch when given); "
              "a report on a subset says so")
     add("--noise-ratio", dest="noise_ratio", type=float, default=OPTION_DEFAULTS["noise_ratio"],

@@ -767,8 +767,8 @@ def test_check_eigensystem_accepts_a_decomposition_and_names_each_failure():
 
 @pytest.fixture
 def cupy_standin_module():
-    """The strict CuPy stand-in (tests/cupy_standin) as ``cupy`` for one test."""
-    import cupy_standin
+    """The strict CuPy stand-in (tests/gpu_emulation/cupy_standin) as ``cupy`` for one test."""
+    from gpu_emulation import cupy_standin
 
     with cupy_standin.installed() as module:
         yield module

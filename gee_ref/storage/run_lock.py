@@ -69,7 +69,10 @@ def holding(folder, command=None):
         this_run = _holder_of_this_process(command)
         os.ftruncate(handle, 0)
         os.pwrite(handle, (json.dumps(this_run) + "\n").encode("utf-8"), 0)
-        yield this_run
+        try:
+            yield this_run
+        finally:
+            os.ftruncate(handle, 0)  # who held it is no news to the next contender
     finally:
         os.close(handle)  # closing the last descriptor releases the flock
 
@@ -108,6 +111,8 @@ def _busy_message(folder: str, handle: int) -> str:
     deadline = time.monotonic() + _HOLDER_WAIT_S
     while not found and time.monotonic() < deadline:  # the holder writes its text just after locking
         found = _read_holder(handle)
+        if found.get("host") == socket.gethostname() and not _process_alive(int(found.get("pid", 0))):
+            found = {}  # the text a killed holder left: the new holder has not written yet
         if not found:
             time.sleep(0.02)
     if not found:
