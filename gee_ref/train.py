@@ -18,7 +18,7 @@ import argparse
 from gee_ref import backend
 from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.cli.options import add_run_options, options_of, progress_mode
-from gee_ref.evolution.genome import load_genome
+from gee_ref.evolution.genome import STARTS, load_genome
 from gee_ref.runs.data import read_run_data
 from gee_ref.runs.report import format_report
 from gee_ref.runs.training_run import DEFAULT_ARCH, OPTIMIZER_DEFAULTS, OPTION_DEFAULTS, run_training
@@ -37,6 +37,11 @@ def build_parser() -> ArgumentParser:
                     arch_default_help=f"default {DEFAULT_ARCH}, or the genome's")
     add = parser.add_argument
     add("--dense", action="store_true", help="train the dense twin instead of the genetic network")
+    add("--start", default=OPTION_DEFAULTS["start"], choices=STARTS,
+        help="starting encodings without --genome: calibrated (Kaiming-matching sigma_l, G = I; gee_ref's "
+             "addition) or paper (sigma_l = 1, G = I)")
+    add("--freeze-genes", dest="freeze_genes", action="store_true",
+        help="keep G as it starts (or as the genome sets it); only the encodings train")
     add("--epochs", type=int, default=None, help="epochs (default by dataset: 20 digits, 200 CIFAR, 100 larger)")
     add("--genome", default=None, help="a genotype file from the evolution: its G and sigmas (eq. 9)")
     add("--from-dense", dest="from_dense", default=None, metavar="CKPT",

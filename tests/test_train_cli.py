@@ -265,3 +265,25 @@ def test_a_genome_sets_g_and_the_encoding_scales(tiny_digits, tmp_path, capsys):
     assert np.allclose([layer.sigma for layer in model.genetic_layers()], chosen.sigmas)
     with pytest.raises(ValueError, match="genome"):
         run(tiny_digits, tmp_path / "other", "--epochs", "1", "--genome", str(path), "--genes", "16")
+
+
+def test_the_paper_start_and_frozen_genes(tiny_digits, tmp_path, capsys):
+    """--start paper draws every encoding with sigma_l = 1 (G = I); --freeze-genes trains everything
+    but G, which stays the identity."""
+    out = tmp_path / "paper"
+    run(tiny_digits, out, "--epochs", "1", "--start", "paper", "--freeze-genes")
+    tensors, meta = final_arrays(out)
+    assert meta["config"]["start"] == "paper" and meta["config"]["freeze_genes"]
+    np.testing.assert_array_equal(tensors["model"]["genes.G"], np.eye(8, dtype=np.float32))
+    fresh = build_from_config({**meta["config"], "device": "cpu"})
+    from gee_ref.evolution.genome import apply_genome, starting_genome
+    apply_genome(fresh, starting_genome(fresh, "paper"), backend.rng(backend.derive_seed(0, "genome")))
+    first = fresh.genetic_layers()[0]
+    assert np.abs(first.x_out.data).max() <= 2.0 and first.x_out.data.std() > 0.5  # sigma 1, cut at +-2
+    trained = tensors["model"][[n for n in tensors["model"] if n.endswith("x_out")][0]]
+    assert not np.array_equal(trained, first.x_out.data)  # the encodings did train
+    calibrated = tmp_path / "calibrated"
+    run(tiny_digits, calibrated, "--epochs", "1")
+    tensors_c, _ = final_arrays(calibrated)
+    assert not np.array_equal(tensors_c["model"]["genes.G"], np.eye(8, dtype=np.float32))  # G trains
+    capsys.readouterr()

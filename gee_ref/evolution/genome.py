@@ -134,14 +134,30 @@ def _model_config(model) -> dict:
     return {k: model.config[k] for k in keep if k in model.config}
 
 
-def starting_genome(model) -> Genome:
-    """m_0: G = I_g and sigma_l = kaiming_sigma(fan_in_l, I_g) for every genetic layer.
+STARTS = ("paper", "calibrated")
+
+
+def starting_genome(model, start: str = "calibrated") -> Genome:
+    """The starting genotype m_0 (the CMA-ES mean at generation 0), G = I_g in both starts:
+
+    * ``"paper"``: every sigma_l = 1, the encodings drawn from N(0, 1) cut at +-2, as PyTorch's
+      ``trunc_normal_`` defaults would draw a generic parameter (reconstruction: the paper's
+      Table 4 "random" model and the start of its evolution, DESIGN.md eq. 9). Behind batch norm
+      the forward pass is the same as from any other sigma; each layer's relative gradient is
+      not: it scales as 1/sigma_l^2, which is the vanishing-gradient problem the paper evolves
+      the encodings against.
+    * ``"calibrated"``: sigma_l = kaiming_sigma(fan_in_l, I_g), which gives every W = X_out G X_in^T
+      the Kaiming-normal variance (``gee_ref.nn.genetic.default_sigmas``): gee_ref's own
+      addition, which solves that scale problem at the start.
 
     Computed for the identity whatever ``model``'s G is now; ``model`` is not changed.
     """
+    if start not in STARTS:
+        raise GenomeError(f"unknown start {start!r}: expected one of {', '.join(STARTS)}")
     genes = _model_genes(model)
     identity = numpy.eye(genes)
-    sigmas = default_sigmas(model.genetic_layers(), identity)
+    layers = model.genetic_layers()
+    sigmas = default_sigmas(layers, identity) if start == "calibrated" else [1.0] * len(layers)
     vector = genotype_vector(numpy.log(sigmas), identity)
     return Genome(vector, model.config.get("arch", model.arch), genes, genetic_layer_names(model),
                   _model_config(model))
@@ -211,6 +227,6 @@ def load_genome_extra(path) -> dict:
     return dict(load_checkpoint(path)[1].get("extra", {}))
 
 
-__all__ = ["GENOME_FORMAT", "Genome", "GenomeError", "apply_genome", "check_fits", "describe",
+__all__ = ["GENOME_FORMAT", "STARTS", "Genome", "GenomeError", "apply_genome", "check_fits", "describe",
            "genetic_layer_names", "genotype_length", "genotype_vector", "load_genome", "load_genome_extra",
            "save_genome", "starting_genome"]
