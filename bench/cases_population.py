@@ -10,7 +10,7 @@ validation loss, R_T (eq. 13) and R_S (eq. 14-15). The genotypes are one CMA-ES 
 Beside it, the same generation evaluated as one batch (``gee_ref.evolution.evaluation.evaluate_population``:
 the lambda networks stacked along a leading axis, batched matmul, one training loop for all),
 which gives the same records; the row reports both rates, their ratio and the largest relative
-difference of the fitness values between the two paths.
+difference of the validation losses (eq. 16's L_cls) between the two paths.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def population_settings(ctx):
     start = starting_genome(template)
     settings = EvaluationSettings(genome_template=start, data_path=str(path), seed=0, val_fraction=VAL_FRACTION,
                                   eval_steps=1 if ctx.smoke else 3 if ctx.quick else 20, eval_epochs=None, batch_size=BATCH_SIZE,
-                                  lr=LR, alpha=1.0, beta=1.0, device=ctx.device)
+                                  lr=LR, device=ctx.device)
     es = CMAES(start.vector, SIGMA0, popsize=POPSIZE, seed=0)
     return settings, backend.to_host(es.ask())
 
@@ -63,18 +63,18 @@ def run_population(ctx) -> list:
     config = {"arch": "digits", "g": GENES, "lambda": len(tasks), "eval_steps": settings.eval_steps,
               "batch": BATCH_SIZE, "T": 4}
     nonfinite = sum(bool(r["nonfinite"]) for r in results)
-    differences = [abs(a["fitness"] - b["fitness"]) / abs(a["fitness"]) for a, b in zip(results, batched)
+    differences = [abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(results, batched)
                    if not a["nonfinite"] and not b["nonfinite"]]
     same_flags = [a["nonfinite"] for a in results] == [b["nonfinite"] for b in batched]
     rows = [make_row(ctx.device, "population", "population/one by one", config, unit="individuals/s", gee=rate,
                      note=f"evaluate_individual over one CMA-ES generation, serial executor; {nonfinite} nonfinite",
                      extra={"seconds_per_population": [r / 1e3 for r in runs["one_by_one"]],
-                            "fitness": [r["fitness"] for r in results]}),
+                            "loss": [r["loss"] for r in results]}),
             make_row(ctx.device, "population", "population/batched", config, unit="individuals/s",
                      gee=batched_rate, reference_name="one by one", reference=rate,
                      target=ratio_target(">= 4 x one by one", 4.0, ("cpu", "gpu"), at_least=True),
-                     note=f"evaluate_population (stacked, batched matmul), same generation; fitness max rel diff "
+                     note=f"evaluate_population (stacked, batched matmul), same generation; loss max rel diff "
                           f"{max(differences, default=0.0):.1e}, nonfinite flags {'equal' if same_flags else 'DIFFER'}",
                      extra={"seconds_per_population": [r / 1e3 for r in runs["batched"]],
-                            "fitness": [r["fitness"] for r in batched]})]
+                            "loss": [r["loss"] for r in batched]})]
     return rows

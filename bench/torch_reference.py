@@ -130,7 +130,8 @@ class GeneticResNet19(nn.Module):
                 layers.append(BasicBlock(self.G, time_steps, channels, out_channels, stride if b == 0 else 1))
                 channels = out_channels
         self.body = nn.Sequential(*layers)
-        self.fc1 = nn.Linear(512, 256)
+        self.fc1 = nn.Linear(512, 256, bias=False)
+        self.fc_bn = nn.BatchNorm1d(256)
         self.fc_lif = LIF(time_steps)
         self.fc2 = nn.Linear(256, num_classes)
 
@@ -139,7 +140,7 @@ class GeneticResNet19(nn.Module):
         x = self.stem_bn(self.stem_conv(images))  # before the first LIF: once per image
         x = x.unsqueeze(0).expand((t,) + tuple(x.shape)).flatten(0, 1)  # direct encoding, [T*N, ...]
         x = self.body(x).mean(dim=(2, 3))
-        x = self.fc2(self.fc_lif(self.fc1(x)))
+        x = self.fc2(self.fc_lif(self.fc_bn(self.fc1(x))))
         return x.reshape(t, -1, x.shape[-1]).mean(0)
 
 

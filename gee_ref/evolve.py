@@ -18,12 +18,15 @@ from pathlib import Path
 from gee_ref import backend
 from gee_ref.cli.errors import ArgumentParser, run_main
 from gee_ref.cli.options import add_run_options, options_of, progress_mode
-from gee_ref.evolution.fitness import VARIANTS
+from gee_ref.evolution.fitness import SCALES, VARIANTS
+from gee_ref.evolution.genome import STARTS
+from gee_ref.evolution.selection import SELECT_MODES
 from gee_ref.runs.ablation import run_ablation
 from gee_ref.runs.data import read_run_data
 from gee_ref.runs.evolution_run import (AUTO_DIAGONAL_ABOVE, CMAES_MODES, DEFAULT_ALPHA, DEFAULT_BETA,
-                                        EVOLVE_DEFAULTS, EXECUTORS, OPTION_DEFAULTS, SELECT_MODES,
-                                        default_out, make_run_executor, resolve_config, run_evolution)
+                                        EVOLVE_DEFAULTS, EXECUTORS, OPTION_DEFAULTS, SIGMA0_GENES_SCALE,
+                                        SIGMA0_LOG_SIGMA, default_out, make_run_executor, resolve_config,
+                                        run_evolution)
 
 
 def build_parser() -> ArgumentParser:
@@ -49,11 +52,27 @@ def build_parser() -> ArgumentParser:
         help="fraction of the training split held out to score individuals")
     add("--alpha", type=float, default=None, help=f"weight of R_T in eq. 16 (default {DEFAULT_ALPHA})")
     add("--beta", type=float, default=None, help=f"weight of R_S in eq. 16 (default {DEFAULT_BETA})")
-    add("--variant", default=OPTION_DEFAULTS["variant"], choices=list(VARIANTS), help="fitness variant (paper Table 4)")
-    add("--sigma0", type=float, default=OPTION_DEFAULTS["sigma0"], help="CMA-ES initial step size")
+    add("--variant", default=OPTION_DEFAULTS["variant"], choices=list(VARIANTS),
+        help="fitness and search variant (paper Table 4): " + "; ".join(f"{k}: {v.description}" for k, v in VARIANTS.items()))
+    add("--start", default=OPTION_DEFAULTS["start"], choices=STARTS,
+        help="the CMA-ES's starting genotype: paper (sigma_l = 1, G = I, the default) or calibrated "
+             "(Kaiming-matching sigma_l, G = I: gee_ref's addition)")
+    add("--fitness-scale", dest="fitness_scale", default=OPTION_DEFAULTS["fitness_scale"], choices=SCALES,
+        help="eq. 16 on terms divided by their spread within the generation (standardised, the default), or raw")
+    add("--draws", type=int, default=OPTION_DEFAULTS["draws"],
+        help="draws of the encodings per individual, averaged; shared by the generation (default 1)")
+    add("--sigma0-log-sigma", dest="sigma0_log_sigma", type=float, default=None,
+        help=f"CMA-ES initial std of each log sigma_l (default {SIGMA0_LOG_SIGMA})")
+    add("--sigma0-genes", dest="sigma0_genes", type=float, default=None,
+        help=f"CMA-ES initial std of each entry of G (default {SIGMA0_GENES_SCALE}/sqrt(g))")
+    add("--sigma0", type=float, default=None, help="one CMA-ES initial std for every coordinate (overrides both)")
     add("--cmaes", default=OPTION_DEFAULTS["cmaes"], choices=CMAES_MODES,
         help=f"full or separable covariance; auto: diagonal above n = {AUTO_DIAGONAL_ABOVE}")
-    add("--select", default=OPTION_DEFAULTS["select"], choices=SELECT_MODES, help="how the best genotype is chosen")
+    add("--select", default=OPTION_DEFAULTS["select"], choices=SELECT_MODES,
+        help="the genotype to train: reeval (re-evaluate the final mean and the best few, the default), "
+             "mean (the final CMA-ES mean) or loss (the lowest validation loss seen)")
+    add("--reeval-draws", dest="reeval_draws", type=int, default=OPTION_DEFAULTS["reeval_draws"],
+        help="draws per candidate in the re-evaluation of --select reeval")
     add("--executor", default=OPTION_DEFAULTS["executor"], choices=EXECUTORS,
         help="batched: the whole generation trained at once as one stacked network")
     add("--dask-scheduler", dest="dask_scheduler", default=None, metavar="ADDR",
@@ -65,7 +84,8 @@ def build_parser() -> ArgumentParser:
              f"on digits, {kinds['cifar']['final_epochs']} on CIFAR)")
     add("--final-steps-per-epoch", dest="final_steps_per_epoch", type=int, default=None,
         help="cap the batches per epoch of the final training (quick runs)")
-    add("--ablation", action="store_true", help="run the five variants over --seeds seeds (Table 4)")
+    add("--ablation", action="store_true",
+        help=f"run the variants of Table 4 ({', '.join(VARIANTS)}) over --seeds seeds, paired")
     add("--seeds", type=int, default=3, help="with --ablation: seeds seed, seed+1, ...")
     return parser
 

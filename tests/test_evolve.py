@@ -20,7 +20,8 @@ from gee_ref.storage.checkpoint import load_checkpoint
 from gee_ref.cli.errors import run_main
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, Evolution, read_log, without_wall_times
 from gee_ref.evolution.executors import SerialExecutor
-from gee_ref.evolution.genome import load_genome
+from gee_ref.evolution.genome import load_genome, starting_genome
+from gee_ref.models import build_from_config
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny run: 4 genes, 2 updates per individual scored on 5% of the training split, one
@@ -86,13 +87,25 @@ def test_tiny_run_writes_log_checkpoint_genome_and_report(tiny_run):
     assert checkpoint_meta["generation"] == 2 and checkpoint_meta["log_bytes"] == (out / "log.jsonl").stat().st_size
 
 
-def test_random_variant_trains_the_starting_genotype(tmp_path):
-    out = tmp_path / "random"
-    assert run_cli(TINY + ["--variant", "random", "--out", str(out)]) == 0
-    assert read_log(out / "log.jsonl") == []
+def test_the_variants_that_do_not_search(tmp_path):
+    """"random" trains one draw of the generation-0 distribution (another for another seed);
+    "calibrated" the calibrated start itself; neither evaluates an individual."""
+    drawn = []
+    for seed in (0, 1):
+        out = tmp_path / f"random{seed}"
+        assert run_cli(TINY + ["--variant", "random", "--seed", str(seed), "--out", str(out)]) == 0
+        assert read_log(out / "log.jsonl") == [] and (out / "final" / "report.json").exists()
+        drawn.append(load_genome(out / "best_genome.h5"))
+    assert not numpy.array_equal(drawn[0].vector, drawn[1].vector)
+    assert numpy.abs(drawn[0].G - numpy.eye(4)).max() > 0  # a draw around the paper start G = I
+    assert numpy.abs(drawn[0].log_sigmas).max() < 4 * 0.5  # log sigma = 0 + 0.5 * N(0, 1)
+    out = tmp_path / "calibrated"
+    assert run_cli(TINY + ["--variant", "calibrated", "--out", str(out)]) == 0
     genome = load_genome(out / "best_genome.h5")
     numpy.testing.assert_array_equal(genome.G, numpy.eye(4))
-    assert (out / "final" / "report.json").exists()
+    config, data = configured(TINY)
+    template = build_from_config({**config, "genetic": True, "seed": 0, "device": "cpu"})
+    numpy.testing.assert_allclose(genome.sigmas, starting_genome(template, "calibrated").sigmas, rtol=1e-12)
 
 
 def test_a_diverging_individual_ranks_last_and_is_counted(tmp_path, monkeypatch):

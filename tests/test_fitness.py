@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gee_ref import backend
-from gee_ref.evolution.fitness import VARIANTS, dynamic_fitness, dynamic_lambda, spatial_entropy, variant_weights
+from gee_ref.evolution.fitness import (VARIANTS, dynamic_fitness, dynamic_lambda, generation_fitness,
+                                      spatial_entropy, variant_weights)
 
 requires_gpu = pytest.mark.skipif(not backend.gpu_available(), reason="needs CuPy and a CUDA GPU")
 
@@ -94,17 +95,49 @@ def test_dynamic_fitness_regularisers_only_lower_the_loss_and_fade(loss, r_t, r_
 
 # ---------------------------------------------------------------- Table 4 variants
 def test_variant_weights_follow_table_4():
-    assert set(VARIANTS) == {"random", "baseline", "rt", "rs", "ste"}
-    assert variant_weights("random", 0.3, 0.7) == (0.0, 0.0, False)
-    assert variant_weights("baseline", 0.3, 0.7) == (0.0, 0.0, True)
-    assert variant_weights("rt", 0.3, 0.7) == (0.3, 0.0, True)
-    assert variant_weights("rs", 0.3, 0.7) == (0.0, 0.7, True)
-    assert variant_weights("ste", 0.3, 0.7) == (0.3, 0.7, True)
+    assert list(VARIANTS) == ["random", "random-search", "baseline", "rt", "rs", "ste", "calibrated"]
+    assert variant_weights("random", 0.3, 0.7) == (0.0, 0.0, "draw")
+    assert variant_weights("random-search", 0.3, 0.7) == (0.0, 0.0, "random-search")
+    assert variant_weights("baseline", 0.3, 0.7) == (0.0, 0.0, "cmaes")
+    assert variant_weights("rt", 0.3, 0.7) == (0.3, 0.0, "cmaes")
+    assert variant_weights("rs", 0.3, 0.7) == (0.0, 0.7, "cmaes")
+    assert variant_weights("ste", 0.3, 0.7) == (0.3, 0.7, "cmaes")
+    assert variant_weights("calibrated", 0.3, 0.7) == (0.0, 0.0, "start")
+    assert VARIANTS["calibrated"].start == "calibrated" and all(
+        v.start is None for k, v in VARIANTS.items() if k != "calibrated")
 
 
 def test_unknown_variant_lists_the_known_ones():
-    with pytest.raises(ValueError, match="random, baseline, rt, rs, ste"):
+    with pytest.raises(ValueError, match="random, random-search, baseline, rt, rs, ste, calibrated"):
         variant_weights("STE+", 1.0, 1.0)
+
+
+# ---------------------------------------------------------------- a generation's fitness, raw or standardised
+def test_standardised_fitness_by_hand():
+    """Each term divided by its sample sd over the generation; a constant term drops out."""
+    losses, r_ts, r_ss = [1.0, 2.0, 3.0], [0.1, 0.2, 0.1], [0.5, 0.5, 0.5]
+    sd_t = np.std(r_ts, ddof=1)  # sd(L) = 1
+    expected = [loss - 1.0 * (r / sd_t) for loss, r in zip(losses, r_ts)]  # generation 0: lambda = 1
+    assert generation_fitness(losses, r_ts, r_ss, 0, 1.0, 1.0, "standardised") == pytest.approx(expected, rel=1e-12)
+    raw = generation_fitness(losses, r_ts, r_ss, 2, 0.5, 2.0, "raw")
+    assert raw == pytest.approx([dynamic_fitness(*t, 2, 0.5, 2.0) for t in zip(losses, r_ts, r_ss)], rel=1e-15)
+
+
+@given(st.lists(st.tuples(st.floats(0.01, 5), st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=12),
+       st.integers(0, 10))
+def test_standardising_keeps_the_losss_own_ranking(terms, generation):
+    """With alpha = beta = 0 (the baseline) the standardised fitness ranks exactly as L_cls."""
+    losses, r_ts, r_ss = zip(*terms)
+    scores = generation_fitness(losses, r_ts, r_ss, generation, 0.0, 0.0, "standardised")
+    assert np.argsort(scores, kind="stable").tolist() == np.argsort(losses, kind="stable").tolist()
+
+
+def test_a_nonfinite_individual_stays_last_and_out_of_the_spread():
+    scores = generation_fitness([1.0, math.nan, 2.0, 4.0], [0.1, 0.2, 0.3, 0.1], [0.5, 0.4, 0.6, 0.5], 0,
+                                1.0, 1.0, "standardised")
+    assert math.isnan(scores[1]) and all(math.isfinite(s) for s in (scores[0], scores[2], scores[3]))
+    with pytest.raises(ValueError, match="standardised, raw"):
+        generation_fitness([1.0], [0.1], [0.5], 0, 1.0, 1.0, "z-score")
 
 
 # ---------------------------------------------------------------- GPU

@@ -46,20 +46,20 @@ def resnet19_layout(classes):
             if c_in != c_out:
                 layers.append((c_out, c_in, 1, False))
             c_in = c_out
-    return layers, [(256, 512), (classes, 256)]
+    return layers, [(256, 512, False), (classes, 256, True)]  # (out, in, bias): BN follows the hidden FC
 
 
 @pytest.mark.parametrize("classes", [10, 100])
 def test_resnet19_counts_against_hand_written_layout(classes):
     convs, fcs = resnet19_layout(classes)
-    bn = sum(2 * c_out for c_out, *_ in convs)
-    fc = sum(o * i + o for o, i in fcs)
+    bn = sum(2 * c_out for c_out, *_ in convs) + 2 * 256  # and the BN of the hidden FC
+    fc = sum(o * i + (o if bias else 0) for o, i, bias in fcs)
     dense = sum(o * i * k * k for o, i, k, _ in convs) + bn + fc
     g = 100
     genetic = g * g + bn + fc + sum(g * (o + i * k * k) if gen else o * i * k * k for o, i, k, gen in convs)
     assert count_parameters(build_model("resnet19", genetic=False, num_classes=classes)) == dense
     assert count_parameters(build_model("resnet19", genes=g, num_classes=classes)) == genetic
-    assert (dense, genetic) == {10: (12_697_994, 4_340_134), 100: (12_721_124, 4_363_264)}[classes]
+    assert (dense, genetic) == {10: (12_698_250, 4_340_390), 100: (12_721_380, 4_363_520)}[classes]
 
 
 def vgg8_layout(width, channels, side, classes):

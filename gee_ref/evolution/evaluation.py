@@ -1,31 +1,37 @@
-"""The fitness of a generation's individuals: genotype -> network -> short training -> eq. 16 (DESIGN.md 5).
+"""The terms of eq. 16 for a generation's individuals: genotype -> network -> short training (DESIGN.md 5).
 
-    F(x) = L_cls - lambda(gen) * (alpha * R_T + beta * R_S)          (eq. 16, minimised)
+For the genotype x of individual ``index`` in generation ``generation``, and each of the
+run's ``draws`` draws k = 0 .. K-1:
 
-For the genotype x of individual ``index`` in generation ``generation``:
-
-1. its random numbers come from ``backend.derive_seed(run seed, generation, index)``, so the
-   result never depends on the process, worker or order that computed it;
-2. the network is built (``models.build_from_config``, the network ``train`` builds) and made
-   the phenotype of x (``genome.apply_genome``: G from x, encodings drawn with x's sigmas);
-3. it is trained for a short budget (``eval_steps`` updates, or ``eval_epochs`` passes) on the
+1. the network is built (``models.build_from_config``, the network ``train`` builds) and made
+   the phenotype of x (``genome.apply_genome``: G from x, every encoding X_l = sigma_l Z_l);
+2. it is trained for a short budget (``eval_steps`` updates, or ``eval_epochs`` passes) on the
    training split minus the held-out validation split;
-4. L_cls is the cross-entropy on the validation split (never the test split); R_T (eq. 13,
+3. L_cls is the cross-entropy on the validation split (never the test split); R_T (eq. 13,
    ``gee_ref.measure.spikes``) is measured on the spikes of that same validation pass; R_S
-   (eq. 14-15) on x's G;
-5. F is ``fitness.dynamic_fitness`` with the variant's weights.
+   (eq. 14-15) on x's G.
+
+The record holds the means over the K draws. The fitness F itself (eq. 16) is scored for the
+whole generation at once (``fitness.generation_fitness``, by ``gee_ref.evolution.search``): it
+may standardise each term over the generation.
+
+Common random numbers (DESIGN.md section 5): every random number of draw k comes from
+``draw_seed(run seed, generation, k)``, the same for every individual of the generation. The
+standard draws Z_l of the encodings (a normal cut at +-2, so that sigma_l Z_l is exactly a
+normal cut at +-2 sigma_l), the weights of any dense layer and the mini-batch order are
+therefore shared: two individuals differ by their genotypes, not by their luck, and two equal
+genotypes get equal records. A result never depends on the process, worker or order that
+computed it.
 
 ``evaluate_individual`` does this for one task with one network (the serial and Dask
 executors); ``evaluate_population`` for a whole generation at once, its networks stacked into
 one (``gee_ref.nn.population``) and trained by the same ``training.train_steps`` and
 ``training.evaluate`` (the batched executor). Both give the same records up to rounding.
 
-Choices of gee_ref (reconstruction, the paper does not say): the mini-batch order of the short
-training is common to a generation (seeded from (run seed, generation), "common random
-numbers": individuals are compared on the same batches), while each individual's encodings
-are its own draw. Training uses SGD (momentum 0.9, Nesterov, weight decay 5e-4) at a constant
-learning rate. An individual whose training loss or validation loss is NaN or infinite, or
-whose sigmas overflow, gets F = NaN, which the CMA-ES ranks last; it is flagged ``nonfinite``.
+Training uses SGD (momentum 0.9, Nesterov, weight decay 5e-4) at a constant learning rate
+(reconstruction: the paper does not say). An individual whose training loss or validation loss
+is NaN or infinite in any draw, or whose sigmas overflow, is flagged ``nonfinite`` and ranked
+last.
 """
 from __future__ import annotations
 
@@ -62,9 +68,8 @@ class EvaluationSettings:
     eval_epochs: int | None
     batch_size: int
     lr: float
-    alpha: float  # effective weights of the variant (``fitness.variant_weights``)
-    beta: float
     device: str = "cpu"
+    draws: int = 1  # K: draws of the encodings (and batches) per individual, shared by the generation
     tf32: bool = False  # GPU: float32 matrix products on TF32 tensor cores (``backend.set_tf32``)
 
 
@@ -78,8 +83,9 @@ class IndividualTask:
     index: int
 
 
-def individual_seed(run_seed: int, generation: int, index: int) -> int:
-    return backend.derive_seed(run_seed, generation, index)
+def draw_seed(run_seed: int, generation, draw: int) -> int:
+    """The seed of draw k of a generation: the same for all its individuals (common random numbers)."""
+    return backend.derive_seed(run_seed, generation, "draw", draw)
 
 
 def _data(settings: EvaluationSettings):
@@ -113,14 +119,14 @@ def _new_record(task: IndividualTask) -> dict:
     G = task.settings.genome_template.with_vector(numpy.asarray(task.vector, dtype=numpy.float64)).G
     return {"index": int(task.index), "fitness": math.nan, "loss": math.nan, "accuracy": math.nan,
             "r_t": math.nan, "r_s": float(fitness.spatial_entropy(G)), "train_loss": math.nan,
-            "train_steps": 0, "nonfinite": True}
+            "train_steps": 0, "nonfinite": True, "draws": []}
 
 
-def _train_and_validate(model, settings: EvaluationSettings, generation: int):
+def _train_and_validate(model, settings: EvaluationSettings, seed: int):
     """The short training and the validation pass (records per individual for a population)."""
     (train_images, train_labels, val_images, val_labels), (mean, std) = _data(settings)
     train_loader = Loader(train_images, train_labels, settings.batch_size, shuffle=True, augment=False,
-                          seed=backend.derive_seed(settings.seed, generation, "batches"), device=settings.device,
+                          seed=backend.derive_seed(seed, "batches"), device=settings.device,
                           drop_last=len(train_labels) > settings.batch_size, mean=mean, std=std)
     val_loader = Loader(val_images, val_labels, settings.batch_size, shuffle=False, augment=False,
                         mean=mean, std=std, device=settings.device)
@@ -130,38 +136,48 @@ def _train_and_validate(model, settings: EvaluationSettings, generation: int):
     return trained, validated
 
 
-def _score(record: dict, trained: dict, validated: dict, generation: int, settings: EvaluationSettings) -> None:
-    """Fill ``record`` from one individual's training and validation results (eq. 16)."""
-    record.update(train_loss=float(trained["loss"]), train_steps=int(trained["steps"]))
-    if trained["nonfinite"]:
-        return
-    loss, r_t = float(validated["loss"]), float(validated["temporal_difference"])
-    record.update(loss=loss, accuracy=float(validated["accuracy"]), r_t=r_t)
-    if math.isfinite(loss):
-        record["fitness"] = float(fitness.dynamic_fitness(loss, r_t, record["r_s"], generation,
-                                                          settings.alpha, settings.beta))
-        record["nonfinite"] = not math.isfinite(record["fitness"])
+def _draw_result(trained: dict, validated: dict) -> dict:
+    """One draw's short training and validation: its loss, accuracy, R_T (eq. 13), or None if nonfinite."""
+    loss = float(validated["loss"]) if not trained["nonfinite"] else math.nan
+    return {"train_loss": float(trained["loss"]), "train_steps": int(trained["steps"]),
+            "loss": loss, "accuracy": float(validated["accuracy"]) if math.isfinite(loss) else math.nan,
+            "r_t": float(validated["temporal_difference"]) if math.isfinite(loss) else math.nan}
 
 
-def _phenotype_or_none(task: IndividualTask):
-    """The task's network, or None when its genotype has no phenotype (e.g. a sigma that overflows)."""
+def _summarise(record: dict, expected: int) -> None:
+    """The record's terms: the means over its draws; nonfinite when any draw was, or missed."""
+    draws = record["draws"]
+    finite = len(draws) == expected and all(math.isfinite(d["loss"]) and math.isfinite(d["r_t"]) for d in draws)
+    for key in ("loss", "accuracy", "r_t", "train_loss"):
+        values = [d[key] for d in draws]
+        record[key] = float(numpy.mean(values)) if draws else math.nan
+    record["train_steps"] = min((d["train_steps"] for d in draws), default=0)
+    record["nonfinite"] = not finite
+    if not finite:
+        record.update(loss=math.nan, accuracy=math.nan, r_t=math.nan)
+
+
+def _phenotype_or_none(task: IndividualTask, draw: int):
+    """The task's network for draw ``draw``, or None when its genotype has no phenotype (e.g. a
+    sigma that overflows)."""
     s = task.settings
     (train_images, *_), _ = _data(s)
     try:
         return build_phenotype(s, numpy.asarray(task.vector, dtype=numpy.float64),
-                               individual_seed(s.seed, task.generation, task.index),
+                               draw_seed(s.seed, task.generation, draw),
                                s.genome_template.model_config.get("num_classes"), train_images.shape[1:])
     except GenomeError:
         return None
 
 
 def evaluate_individual(task: IndividualTask) -> dict:
-    """Train the phenotype of ``task.vector`` briefly and return its fitness record.
+    """Train the phenotype of ``task.vector`` briefly (once per draw) and return its record.
 
-    The record (JSON-ready): ``index``, ``fitness`` (eq. 16; NaN when nonfinite), ``loss``
-    (validation L_cls), ``accuracy`` (validation), ``r_t`` (eq. 13), ``r_s`` (eq. 14-15),
-    ``train_loss``, ``train_steps``, ``nonfinite``, ``seconds`` (wall time, the one entry that
-    varies between runs).
+    The record (JSON-ready): ``index``, ``loss`` (validation L_cls), ``accuracy`` (validation),
+    ``r_t`` (eq. 13), ``train_loss`` (means over the draws), ``r_s`` (eq. 14-15), ``train_steps``,
+    ``nonfinite``, ``draws`` (each draw's numbers), ``fitness`` (NaN until the generation is
+    scored, ``fitness.generation_fitness``), ``seconds`` (wall time, the one entry that varies
+    between runs).
     """
     return _evaluate([task], stacked=False)[0]
 
@@ -189,23 +205,26 @@ def _evaluate(tasks, stacked: bool, dtype=None) -> list:
         backend.set_tf32(True)
     records = [_new_record(t) for t in tasks]
     with numpy.errstate(all="ignore"):  # a diverging individual is expected, not a warning
-        models = [_phenotype_or_none(t) for t in tasks]
-        members = [i for i, m in enumerate(models) if m is not None]
-        if members:
+        for draw in range(s.draws):
+            models = [_phenotype_or_none(t, draw) for t in tasks]
+            members = [i for i, m in enumerate(models) if m is not None]
+            if not members:
+                break
+            seed = draw_seed(s.seed, generation, draw)
             if stacked:
-                model = stack_population([models[i] for i in members], dtype=dtype)
-                trained, validated = _train_and_validate(model, s, generation)
+                trained, validated = _train_and_validate(stack_population([models[i] for i in members], dtype=dtype),
+                                                         s, seed)
             else:
-                (index,) = members
-                trained, validated = _train_and_validate(models[index], s, generation)
-                trained, validated = [trained], [validated]
+                trained, validated = [[result] for result in _train_and_validate(models[members[0]], s, seed)]
             for i, t, v in zip(members, trained, validated):
-                _score(records[i], t, v, generation, s)
+                records[i]["draws"].append(_draw_result(t, v))
+    for record in records:
+        _summarise(record, s.draws)
     seconds = (time.perf_counter() - started) / len(tasks)
     for record in records:
         record["seconds"] = seconds
     return records
 
 
-__all__ = ["EvaluationSettings", "IndividualTask", "build_phenotype", "evaluate_individual", "evaluate_population",
-           "individual_seed"]
+__all__ = ["EvaluationSettings", "IndividualTask", "build_phenotype", "draw_seed", "evaluate_individual",
+           "evaluate_population"]

@@ -12,8 +12,22 @@ reading, and each function below says which equation it reconstructs.
   as a probability distribution P = |G| / sum |G|, divided by its maximum log(g^2); in [0, 1].
 - eq. 16, dynamic fitness (minimised): F = L_cls - lambda(gen) (alpha R_T + beta R_S) with
   lambda(gen) = 1 / (1 + gen): the regularisers reward rich spike dynamics and an informative
-  G early in the evolution and fade out later.
-- paper Table 4: the ablation variants as weights (alpha, beta) and whether to evolve at all.
+  G early in the evolution and fade out later. ``generation_fitness`` scores a whole
+  generation, either on the raw terms or on terms standardised within the generation (below).
+- paper Table 4: the ablation variants, each a choice of weights and of search.
+
+Standardised terms (reconstruction; the paper gives neither alpha and beta nor the terms'
+scales): within one generation the validation loss varies by about 0.2 while R_S varies by
+about 0.007 (g = 16) or 0.0003 (g = 150) and R_T by about 0.014, so with alpha = beta = 1 the
+raw regularisers cannot change a ranking and the ablation would not test them. With
+``scale="standardised"`` each term is divided by its standard deviation over the generation
+before the weights apply,
+
+    F_i = L_i / sd(L) - lambda(gen) (alpha R_T,i / sd(R_T) + beta R_S,i / sd(R_S)),
+
+so alpha and beta weigh each regulariser's spread against the loss's. Dividing by a positive
+number per generation does not change the ranking by L alone (the baseline), and a term that
+does not vary within a generation (sd 0) drops out, as it cannot rank anything.
 """
 from __future__ import annotations
 
@@ -66,28 +80,56 @@ def dynamic_fitness(loss, r_t, r_s, generation: int, alpha: float, beta: float) 
     return loss - weight * (alpha * r_t + beta * r_s)
 
 
+SCALES = ("standardised", "raw")
+
+
+def generation_fitness(losses, r_ts, r_ss, generation: int, alpha: float, beta: float, scale: str = "raw") -> list:
+    """Eq. 16 for every individual of one generation (NaN stays NaN: ranked last).
+
+    ``scale="raw"``: ``dynamic_fitness`` of each individual's own terms; "standardised": each
+    term first divided by its standard deviation over the generation's finite individuals
+    (module docstring).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown fitness scale {scale!r}: expected one of {', '.join(SCALES)}")
+    terms = numpy.array([losses, r_ts, r_ss], dtype=numpy.float64).reshape(3, -1)
+    finite = numpy.isfinite(terms).all(axis=0)
+    if scale == "standardised" and finite.sum() >= 2:
+        spread = terms[:, finite].std(axis=1, ddof=1)
+        terms = numpy.where(spread[:, None] > 0, terms / numpy.where(spread > 0, spread, 1.0)[:, None], 0.0)
+    return [dynamic_fitness(l, rt, rs, generation, alpha, beta) if ok else math.nan
+            for (l, rt, rs), ok in zip(terms.T, finite)]
+
+
 class Variant(NamedTuple):
-    """One row of the paper's Table 4 ablation."""
+    """One row of the paper's Table 4 ablation: the weights it gives R_T and R_S, how it
+    searches, and (for "calibrated") the start it uses instead of the run's."""
     uses_r_t: bool
     uses_r_s: bool
-    evolve: bool
+    search: str   # "cmaes", "random-search", "draw" (one draw, no search) or "start" (the start itself)
     description: str
+    start: str | None = None
 
 
+SEARCHES = ("cmaes", "random-search", "draw", "start")
 VARIANTS = {
-    "random": Variant(False, False, False, "no evolution: the initial genotype, trained"),
-    "baseline": Variant(False, False, True, "evolved with the loss L_cls only"),
-    "rt": Variant(True, False, True, "baseline + temporal difference R_T"),
-    "rs": Variant(False, True, True, "baseline + spatial entropy R_S"),
-    "ste": Variant(True, True, True, "STE: baseline + R_T + R_S"),
+    "random": Variant(False, False, "draw", "no search: one draw from the generation-0 search distribution, trained"),
+    "random-search": Variant(False, False, "random-search", "the best of as many generation-0 draws as the "
+                             "evolution evaluates, scored by L_cls alone (the equal-budget control)"),
+    "baseline": Variant(False, False, "cmaes", "evolved with the loss L_cls only"),
+    "rt": Variant(True, False, "cmaes", "baseline + temporal difference R_T"),
+    "rs": Variant(False, True, "cmaes", "baseline + spatial entropy R_S"),
+    "ste": Variant(True, True, "cmaes", "STE: baseline + R_T + R_S"),
+    "calibrated": Variant(False, False, "start", "no search: gee_ref's calibrated start (Kaiming-matching "
+                          "sigma_l, G = I), trained", start="calibrated"),
 }
 
 
 def variant_weights(variant: str, alpha: float, beta: float):
-    """(alpha_eff, beta_eff, evolve) of an ablation variant of Table 4."""
+    """(alpha_eff, beta_eff, search) of an ablation variant of Table 4."""
     if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"unknown fitness variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     spec = VARIANTS[variant]
     return (float(alpha) if spec.uses_r_t else 0.0,
             float(beta) if spec.uses_r_s else 0.0,
-            spec.evolve)
+            spec.search)

@@ -1,27 +1,36 @@
 """The evolution loop of GEE: CMA-ES generations over genotypes, with a log and checkpoints
-(paper section 3.2, Algorithm 1; eq. 9-12 and 16 through ``genome``, ``cmaes``, ``individual``).
+(paper section 3.2, Algorithm 1; eq. 9-12 and 16 through ``genome``, ``cmaes``, ``evaluation``).
 
 ``Evolution`` owns one run folder::
 
     log.jsonl          one JSON line a generation (``Evolution.generation_record``)
     checkpoint.h5      after every generation (atomic): generation count, log length in bytes,
-                       best so far, the name of the CMA-ES file
+                       the best few genotypes so far, the name of the CMA-ES file
     cmaes-<k>.h5       the CMA-ES state after k generations (``CMAES.save``, atomic)
-    best_genome.h5     the best genotype so far (``genome.save_genome``)
+    best_genome.h5     the best genotype so far, and at the end the one selected
 
-A generation is: ask lambda genotypes, evaluate them on the executor (``individual``), tell
-the CMA-ES their fitness (NaN for a diverged individual: ranked last), update the best,
-append the log line, write the CMA-ES file, then the checkpoint naming it, then delete older
-CMA-ES files. ``begin`` restarts from the checkpoint and cuts the log back to the length it
-records, so a process killed at any moment resumes into the same log (bar the wall times)
-and the same best genotype: evaluations are seeded from (seed, generation, index) and the
-CMA-ES state, random generator included, is restored bit for bit.
+A generation is: ask lambda genotypes, evaluate them on the executor (``evaluation``: the
+terms of eq. 16 on common random numbers), score the generation (``fitness.generation_fitness``:
+eq. 16, raw or standardised), tell the CMA-ES (NaN for a diverged individual: ranked last),
+keep the best few, append the log line, write the CMA-ES file, then the checkpoint naming it,
+then delete older CMA-ES files. ``begin`` restarts from the checkpoint and cuts the log back to
+the length it records, so a process killed at any moment resumes into the same log (bar the
+wall times) and the same genotypes: evaluations are seeded from (seed, generation, draw) and the
+CMA-ES state, random generator included, is restored bit for bit. After the last generation,
+``select`` makes the final choice (``gee_ref.evolution.selection``).
 
-Choices of gee_ref (reconstruction): "best" is the lowest validation loss L_cls of the run
-(``select = "loss"``; eq. 16's regularised values are not comparable across generations, as
-lambda(gen) changes) or the lowest fitness (``"fitness"``); ``cmaes = "auto"`` takes the
-separable CMA-ES above n = ``AUTO_DIAGONAL_ABOVE`` = 2000 (a full C of n = 10^4, g = 100, is
-800 MB and needs O(n^3) decompositions); the CMA-ES runs on the host whatever the device.
+The search distribution starts at the genotype of the run's ``start`` (``genome.starting_genome``)
+with an initial standard deviation per block of coordinates (CMA-ES ``stds``): ``sigma0_log_sigma``
+for the L log sigma_l, ``sigma0_genes`` for the g*g entries of G (``initial_stds``).
+
+The variants of the paper's Table 4 (``fitness.VARIANTS``) search in four ways: "cmaes" (the
+method), "random-search" (the same evaluations, every generation drawn from the generation-0
+distribution: the CMA-ES is asked but never told), "draw" (no evaluation: one draw from that
+distribution) and "start" (no evaluation: the start itself).
+
+Choices of gee_ref (reconstruction): ``cmaes = "auto"`` takes the separable CMA-ES above
+n = ``AUTO_DIAGONAL_ABOVE`` = 2000 (a full C of n = 10^4, g = 100, is 800 MB and needs O(n^3)
+decompositions); the CMA-ES runs on the host whatever the device.
 """
 from __future__ import annotations
 
@@ -39,13 +48,16 @@ from gee_ref.cmaes import CMAES
 from gee_ref.evolution import fitness
 from gee_ref.evolution.evaluation import EvaluationSettings, IndividualTask, evaluate_individual
 from gee_ref.evolution.genome import save_genome, starting_genome
+from gee_ref.evolution.selection import choose, update_candidates
 from gee_ref.models import build_from_config
 from gee_ref.storage import atomic, run_lock
 from gee_ref.storage.checkpoint import load_checkpoint, save_checkpoint
+from gee_ref.storage.json_file import read_json, write_json
 from gee_ref.training.progress import Progress
 
-CHECKPOINT_FORMAT = "gee_ref-evolve-checkpoint-v1"
+CHECKPOINT_FORMAT = "gee_ref-evolve-checkpoint-v2"
 LOG_NAME, CHECKPOINT_NAME, BEST_GENOME_NAME = "log.jsonl", "checkpoint.h5", "best_genome.h5"
+SELECTION_NAME = "selection.json"  # the final choice, once made (its re-evaluations are not repeated)
 AUTO_DIAGONAL_ABOVE = 2000
 # Log entries that measure time and so differ between two otherwise identical runs.
 WALL_TIME_KEYS = ("wall_seconds", "evaluation_seconds")
@@ -106,29 +118,41 @@ class Evolution:
                                             "width": c.get("width"), "num_classes": c["num_classes"],
                                             "image_shape": c["image_shape"], "time_steps": c["time_steps"],
                                             "seed": 0, "device": "cpu"})
-        self.start = starting_genome(template_model)
+        self.alpha, self.beta, self.search = fitness.variant_weights(c["variant"], c["alpha"], c["beta"])
+        self.start = starting_genome(template_model, fitness.VARIANTS[c["variant"]].start or c["start"])
         self.n = self.start.vector.size
-        alpha, beta, self.evolves = fitness.variant_weights(c["variant"], c["alpha"], c["beta"])
         self.settings = EvaluationSettings(
             genome_template=self.start, data_path=str(data_file), seed=c["seed"],
             val_fraction=c["val_fraction"], eval_steps=c["eval_steps"], eval_epochs=c["eval_epochs"],
-            batch_size=c["batch_size"], lr=c["eval_lr"], alpha=alpha, beta=beta, device=c["device"],
-            tf32=bool(c.get("tf32")))
+            batch_size=c["batch_size"], lr=c["eval_lr"], device=c["device"], tf32=bool(c.get("tf32")),
+            draws=c["draws"])
         self.diagonal = c["cmaes"] == "diagonal" or (c["cmaes"] == "auto" and self.n > AUTO_DIAGONAL_ABOVE)
         self.es = None
         self.generation = 0
-        self.best = None  # {"vector", "generation", "index", "loss", "fitness", ...}
+        self.candidates = []  # the best few genotypes so far (``selection.update_candidates``)
+        self.selected = None  # (vector, facts) once ``select`` has chosen
         self.stopped = None
         self.nonfinite_total = 0
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether this variant evaluates genotypes at all (the "draw" and "start" variants do not)."""
+        return self.search in ("cmaes", "random-search")
+
+    @property
+    def best(self):
+        """The genotype with the lowest validation loss so far (a dict with "vector"), or None."""
+        return self.candidates[0] if self.candidates else None
 
     # --- state on disk ----------------------------------------------------------------
     def path(self, name) -> Path:
         return self.out / name
 
     def new_cmaes(self):
-        popsize = self.config["popsize"] or None
-        return CMAES(self.start.vector, self.config["sigma0"], popsize=popsize,
-                     seed=backend.derive_seed(self.config["seed"], "cmaes"), diagonal=self.diagonal, backend="cpu")
+        """The search distribution at generation 0: mean the start, per-block stds (``initial_stds``)."""
+        return CMAES(self.start.vector, 1.0, popsize=self.config["popsize"] or None,
+                     seed=backend.derive_seed(self.config["seed"], "cmaes"), diagonal=self.diagonal, backend="cpu",
+                     stds=initial_stds(self.start, self.config))
 
     def begin(self) -> None:
         """Start at generation 0, or where the checkpoint says (cutting the log back to it)."""
@@ -136,21 +160,25 @@ class Evolution:
         if self.path(CHECKPOINT_NAME).exists():
             tensors, meta = load_checkpoint(self.path(CHECKPOINT_NAME))
             if meta.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"{self.path(CHECKPOINT_NAME)} is not an evolve checkpoint")
+                raise ValueError(f"{self.path(CHECKPOINT_NAME)} is not an evolve checkpoint of this gee_ref "
+                                 f"(format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
             self.generation, log_bytes = int(meta["generation"]), int(meta["log_bytes"])
             self.stopped, self.nonfinite_total = meta.get("stopped"), int(meta.get("nonfinite_total", 0))
-            if meta.get("best") is not None:
-                self.best = dict(meta["best"], vector=tensors["best"]["vector"])
+            self.candidates = [dict(facts, vector=tensors["candidates"][str(i)])
+                               for i, facts in enumerate(meta.get("candidates", []))]
             if meta.get("cmaes_file"):
                 self.es = CMAES.load(self.path(meta["cmaes_file"]))
-        if self.es is None and self.evolves:
+        if self.path(SELECTION_NAME).exists():
+            chosen = read_json(self.path(SELECTION_NAME))
+            self.selected = (numpy.array(chosen["vector"], dtype=numpy.float64), chosen["facts"])
+        if self.es is None and self.search != "start":
             self.es = self.new_cmaes()
         log = self.path(LOG_NAME)
         with open(log, "ab") as stream:  # exists, and holds exactly the checkpointed lines
             stream.truncate(log_bytes)
         self._remove_stale_cmaes_files()
         if self.best is not None:
-            self._save_best_genome()
+            self._save_best_genome(self.best["vector"], self._facts(self.best))
 
     def _remove_stale_cmaes_files(self) -> None:
         keep = self._cmaes_name(self.generation) if self.es is not None else None
@@ -167,25 +195,27 @@ class Evolution:
         """CMA-ES file, then the checkpoint naming it (atomic each), then clean up."""
         cmaes_file = self._cmaes_name(self.generation)
         self.es.save(self.path(cmaes_file))
-        best_meta = None if self.best is None else {k: v for k, v in self.best.items() if k != "vector"}
-        tensors = {} if self.best is None else {"best": {"vector": self.best["vector"]}}
+        tensors = {"candidates": {str(i): c["vector"] for i, c in enumerate(self.candidates)}} if self.candidates else {}
         save_checkpoint(self.path(CHECKPOINT_NAME), tensors, {
             "format": CHECKPOINT_FORMAT, "generation": self.generation, "log_bytes": log_bytes,
-            "cmaes_file": cmaes_file, "best": best_meta, "stopped": self.stopped,
-            "nonfinite_total": self.nonfinite_total})
-        self._save_best_genome()
+            "cmaes_file": cmaes_file, "candidates": [self._facts(c) for c in self.candidates],
+            "stopped": self.stopped, "nonfinite_total": self.nonfinite_total})
+        if self.best is not None:
+            self._save_best_genome(self.best["vector"], self._facts(self.best))
         self._remove_stale_cmaes_files()
 
-    def _save_best_genome(self) -> None:
-        genome = self.start.with_vector(self.best["vector"])
-        facts = {k: v for k, v in self.best.items() if k != "vector"}
-        save_genome(self.path(BEST_GENOME_NAME), genome, extra={**facts, "seed": self.config["seed"],
-                                                                 "variant": self.config["variant"]})
+    @staticmethod
+    def _facts(candidate: dict) -> dict:
+        return {k: v for k, v in candidate.items() if k != "vector"}
+
+    def _save_best_genome(self, vector, facts) -> None:
+        save_genome(self.path(BEST_GENOME_NAME), self.start.with_vector(vector),
+                    extra={**facts, "seed": self.config["seed"], "variant": self.config["variant"]})
 
     # --- the loop -----------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        return not self.evolves or self.generation >= self.config["generations"] or self.stopped is not None
+        return not self.evaluates or self.generation >= self.config["generations"] or self.stopped is not None
 
     def run(self) -> None:
         """Evolve generation by generation until the budget or a CMA-ES stop criterion; one line
@@ -210,30 +240,22 @@ class Evolution:
         tasks = [IndividualTask(self.settings, X_host[i].copy(), generation, i) for i in range(X_host.shape[0])]
         with Progress(len(tasks), f"generation {generation}", "individual", self.progress) as shown:
             results = self.executor.map(evaluate_individual, tasks, on_result=lambda i, result: shown.update(1))
-        f = numpy.array([r["fitness"] if not r["nonfinite"] else math.nan for r in results])
-        self.es.tell(X, f)
-        self._update_best(results, X_host, generation)
+        scores = fitness.generation_fitness([r["loss"] for r in results], [r["r_t"] for r in results],
+                                            [r["r_s"] for r in results], generation, self.alpha, self.beta,
+                                            self.config["fitness_scale"])
+        for r, score in zip(results, scores):
+            r["fitness"] = score
+        if self.search == "cmaes":  # random search asks the generation-0 distribution again and again
+            self.es.tell(X, numpy.array(scores))
+            stop = self.es.stop()
+            self.stopped = dict(stop) if stop else None
+        self.candidates = update_candidates(self.candidates, results, X_host, generation)
         self.nonfinite_total += sum(1 for r in results if r["nonfinite"])
         self.generation = generation + 1
-        stop = self.es.stop()
-        self.stopped = dict(stop) if stop else None
         record = self.generation_record(generation, results, X_host, time.perf_counter() - started)
         log_bytes = append_line(self.path(LOG_NAME), record)
         self.checkpoint(log_bytes)
         return record
-
-    def _rank_key(self, r) -> float:
-        return r["loss"] if self.config["select"] == "loss" else r["fitness"]
-
-    def _update_best(self, results, X_host, generation) -> None:
-        for r in results:
-            key = self._rank_key(r)
-            if r["nonfinite"] or key is None or not math.isfinite(key):
-                continue
-            if self.best is None or key < self._rank_key(self.best):  # ties: the earlier one stays
-                self.best = {"vector": X_host[r["index"]].copy(), "generation": generation, "index": r["index"],
-                             "loss": r["loss"], "fitness": r["fitness"], "accuracy": r["accuracy"],
-                             "r_t": r["r_t"], "r_s": r["r_s"]}
 
     def generation_record(self, generation, results, X_host, seconds) -> dict:
         """The log line of one generation (JSON; NaN written as null).
@@ -249,7 +271,7 @@ class Evolution:
         mean = numpy.asarray(backend.to_host(self.es.mean))
         return {
             "generation": generation,
-            "evaluations": int(self.es.evaluations),
+            "evaluations": (generation + 1) * len(results) * self.settings.draws,
             "lambda": fitness.dynamic_lambda(generation),
             "fitness": _stats([r["fitness"] for r in finite]),
             "loss": _stats([r["loss"] for r in finite]),
@@ -270,6 +292,8 @@ class Evolution:
             "individuals": [{k: _finite_or_none(r[k]) if isinstance(r[k], float) else r[k]
                              for k in ("index", "fitness", "loss", "accuracy", "r_t", "r_s", "train_loss",
                                        "train_steps", "nonfinite")} for r in results],
+            "draws": [[{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in d.items()}
+                       for d in r["draws"]] for r in results] if self.settings.draws > 1 else None,
             "evaluation_seconds": [r["seconds"] for r in results],
             "wall_seconds": seconds,
         }
@@ -289,12 +313,33 @@ class Evolution:
         return text
 
     # --- the end ------------------------------------------------------------------------
-    def best_genome(self):
-        """The genotype to train fully: the best found, or the start ("random" variant)."""
-        if self.best is None:
-            return self.start, {"generation": None, "index": None, "source": "starting genotype (no evolution)"}
-        facts = {k: v for k, v in self.best.items() if k != "vector"}
-        return self.start.with_vector(self.best["vector"]), facts
+    def select(self):
+        """(Genome, facts) to train fully, by the run's ``select`` rule (``gee_ref.evolution.selection``);
+        the "draw" variant takes one draw of the generation-0 distribution, "start" the start."""
+        if self.selected is None:
+            if self.search == "start":
+                vector, facts = self.start.vector, {"source": "the starting genotype (no search)"}
+            elif self.search == "draw":
+                vector = numpy.asarray(backend.to_host(self.new_cmaes().ask()), dtype=numpy.float64)[0]
+                facts = {"source": "one draw of the generation-0 search distribution (no search)"}
+            else:
+                mean = numpy.asarray(backend.to_host(self.es.mean)) if self.search == "cmaes" else None
+                vector, facts = choose(self.config["select"], self.candidates, mean, self.settings, self.executor,
+                                       self.config["reeval_draws"])
+                if vector is None:
+                    vector = self.start.vector
+            self.selected = (numpy.array(vector, dtype=numpy.float64), facts)
+            write_json(self.path(SELECTION_NAME), {"vector": self.selected[0].tolist(), "facts": facts})
+            self._save_best_genome(*self.selected)
+        vector, facts = self.selected
+        return self.start.with_vector(vector), facts
+
+
+def initial_stds(start, config: dict) -> list:
+    """The CMA-ES initial standard deviation of every coordinate of x = [log sigma_1..L, vec(G)]:
+    ``sigma0_log_sigma`` for the L log-sigmas, ``sigma0_genes`` for the g*g entries of G."""
+    L, g = start.num_layers, start.genes
+    return [float(config["sigma0_log_sigma"])] * L + [float(config["sigma0_genes"])] * (g * g)
 
 
 def _mean_or_none(values):

@@ -1,4 +1,5 @@
-"""Fused CuPy kernels: the switch that decides when gee_ref's ops take them.
+"""Layer 2. Fused CuPy kernels, and the switch that says whether they run (``dispatch`` decides
+for each call; ``gee_ref.autograd.functional`` asks it). May import backend and ops.
 
 "Fused" means one hand-written CUDA kernel doing what the plain ``xp`` code of an op does
 in many array operations: the LIF neuron over all T time steps (``lif.cu``, one thread

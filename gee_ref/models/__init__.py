@@ -1,4 +1,5 @@
-"""The model registry: ``build_model(arch, ...)`` builds a genetic network or its dense twin.
+"""Layer 4. The model registry: ``build_model(arch, ...)`` builds a genetic network or its dense
+twin (may import layers 1-4).
 
     model = build_model("resnet19", genes=100)             # genetic (eq. 1-3), one shared G
     twin = build_model("resnet19", genetic=False)          # same layout, Conv2d/Linear, Kaiming init

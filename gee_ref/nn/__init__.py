@@ -1,4 +1,5 @@
-"""Modules and layers: parameters, buffers, genetic and dense layers, LIF, pools, blocks.
+"""Layer 4. Modules and layers: parameters, buffers, genetic and dense layers, LIF, pools, blocks,
+and a population of networks stacked into one (``population``). May import layers 1-4.
 
 The spiking convention (DESIGN.md section 3): stateless layers run on the merged
 [T*N, ...] view; LIF modules split the time axis off and back.

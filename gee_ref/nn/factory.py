@@ -27,6 +27,7 @@ from gee_ref import backend
 from gee_ref.nn.dense import Conv2d, Linear
 from gee_ref.nn.genetic import GeneBank, GeneticConv2d, GeneticLinear
 from gee_ref.nn.lif import LIF
+from gee_ref.nn.norm import BatchNorm
 
 ROLES = ("stem", "conv", "shortcut", "hidden_fc", "classifier")
 SCOPES = {
@@ -91,10 +92,18 @@ class LayerFactory:
         self._previous = layer
         return layer
 
-    def fc_head(self, in_features, hidden_widths, num_classes) -> list:
-        """The fully connected head: FC -> LIF for each hidden width, then the classifier FC."""
+    def fc_head(self, in_features, hidden_widths, num_classes, normalised=False) -> list:
+        """The fully connected head: FC -> LIF for each hidden width, then the classifier FC.
+
+        ``normalised``: FC (no bias) -> BatchNorm -> LIF instead, batch norm setting the scale of
+        the neurons' input as it does after every convolution (a bias before it would be removed
+        again by its mean)."""
         layers = []
         for width in hidden_widths:
-            layers += [self.linear("hidden_fc", in_features, width), LIF()]
+            if normalised:
+                layers += [self.linear("hidden_fc", in_features, width, bias=False), BatchNorm(width, dtype=self.dtype)]
+            else:
+                layers.append(self.linear("hidden_fc", in_features, width))
+            layers.append(LIF())
             in_features = width
         return layers + [self.linear("classifier", in_features, num_classes)]

@@ -1,4 +1,5 @@
-"""Optimisers and learning-rate schedules for gee_ref's parameter Tensors.
+"""Layer 5. Optimisers and learning-rate schedules for gee_ref's parameter Tensors (may import
+layers 1-4).
 
 * ``SGD``: momentum / Nesterov / L2 decay, PyTorch's ``torch.optim.SGD`` convention.
 * ``AdamW``: Adam with decoupled weight decay (Loshchilov & Hutter 2019).

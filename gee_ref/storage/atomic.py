@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import resource
 import secrets
 
 CHUNK_BYTES = 1 << 23  # one os.write call writes at most 8 MiB
@@ -144,10 +145,6 @@ def _free_bytes(folder: str) -> str:
 
 
 def _file_size_limit():
-    """The soft RLIMIT_FSIZE in bytes, or None when unlimited or unknown."""
-    try:
-        import resource
-    except ImportError:
-        return None
+    """The soft RLIMIT_FSIZE in bytes, or None when unlimited."""
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else soft

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tqdm.auto import tqdm
+
 MODES = ("bar", "lines", "off")
 
 
@@ -52,7 +54,6 @@ class Progress:
         self._last_line = self.started
         self._bar = None
         if self.mode == "bar":
-            from tqdm.auto import tqdm  # tqdm is a dependency; imported here, where a bar is asked for
             self._bar = tqdm(total=total, desc=description, leave=False, unit=unit, dynamic_ncols=True)
 
     def update(self, n: int = 1, images: int = 0, **values) -> None:

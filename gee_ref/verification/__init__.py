@@ -1,4 +1,5 @@
-"""Golden vectors: float64 ground truth for other implementations of GEE to check against.
+"""Layer 6. Golden vectors: float64 ground truth for other implementations of GEE to check
+against, and the comparison ``python -m gee_ref.verify`` makes (``compare``). May import layers 1-6.
 
     python -m gee_ref.golden --out golden.h5 [--seed S]      write every case
     python -m gee_ref.golden --list [--golden golden.h5]     list the cases (name, description)
