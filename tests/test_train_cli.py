@@ -287,3 +287,22 @@ def test_the_paper_start_and_frozen_genes(tiny_digits, tmp_path, capsys):
     tensors_c, _ = final_arrays(calibrated)
     assert not np.array_equal(tensors_c["model"]["genes.G"], np.eye(8, dtype=np.float32))  # G trains
     capsys.readouterr()
+
+
+def test_a_diverging_run_can_stop_and_be_tested_as_it_was(tiny_digits, tmp_path, capsys):
+    """run_training(on_divergence="stop") (the evolution's final training): a loss that turns NaN
+    stops the training, the last finite weights are tested, the report says so, and a resumed run
+    does not train again; the train command itself makes it an error."""
+    from gee_ref.runs.data import read_run_data
+
+    data = read_run_data(tiny_digits)
+    options = {"epochs": 2, "batch_size": 16, "steps_per_epoch": 3, "genes": 8, "time_steps": 2, "lr": 1e6,
+               "start": "paper", "schedule": "constant"}
+    report, path = training_run.run_training(options, data, out=tmp_path / "run", on_divergence="stop")
+    assert report["diverged"]["epoch"] == 1 and report["diverged"]["weights"] == "the start's"
+    assert report["epochs_done"] == 0 and 0.0 <= report["test_accuracy"] <= 1.0
+    again, _ = training_run.run_training(options, data, out=tmp_path / "run", resume=True, on_divergence="stop")
+    assert again["diverged"] == report["diverged"] and again["test_accuracy"] == report["test_accuracy"]
+    with pytest.raises(ValueError, match="became"):
+        training_run.run_training(options, data, out=tmp_path / "error")
+    capsys.readouterr()

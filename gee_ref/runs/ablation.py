@@ -91,7 +91,8 @@ def ablation_table(config: dict, runs: dict, variants, seeds, folders=None) -> d
                "test_accuracies": accuracies[variant], "mean": mean, "std": sd,
                "evolve_seconds_mean": float(numpy.mean([x["evolve_seconds"] for x in summaries])),
                "final_seconds_mean": float(numpy.mean([x["final_seconds"] for x in summaries])),
-               "nonfinite_total": int(sum(x["nonfinite_total"] for x in summaries))}
+               "nonfinite_total": int(sum(x["nonfinite_total"] for x in summaries)),
+               "final_trainings_diverged": int(sum(bool(x.get("final_training_diverged")) for x in summaries))}
         for reference in REFERENCES:
             if reference in accuracies and reference != variant:
                 row[f"minus_{reference}"] = paired_differences(accuracies[variant], accuracies[reference])
@@ -163,8 +164,14 @@ def markdown_table(table: dict) -> str:
                      f"| {len(row['seeds'])} | {row['evolve_seconds_mean']:.1f} | {row['final_seconds_mean']:.1f} |")
     notes = [(row["variant"], row["regularisers_reranked"], row.get("same_final_genotype_as_baseline"))
              for row in table["rows"] if "regularisers_reranked" in row]
-    if notes:
+    diverged = [(row["variant"], row["final_trainings_diverged"]) for row in table["rows"]
+                if row.get("final_trainings_diverged")]
+    if notes or diverged:
         lines.append("")
+        for variant, count in diverged:
+            lines.append(f"- {variant}: the final training diverged (loss NaN or infinite) in {count} of "
+                         f"{len(table['rows'][0]['seeds'])} seeds; those runs are tested with the weights of their "
+                         f"last finished epoch (or of the start).")
         for variant, reranked, same in notes:
             text = (f"- {variant}: its fitness ranked another individual first than L_cls alone in "
                     f"{reranked['best_differs_from_lowest_loss']} of {reranked['generations']} generations")
