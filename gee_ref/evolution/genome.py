@@ -25,6 +25,8 @@ rebuilds exactly the network it belongs to.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy
@@ -196,6 +198,13 @@ def apply_genome(model, genome: Genome, rng) -> list:
 
 # ---------------------------------------------------------------------------- files
 
+def digest(genome: Genome) -> str:
+    """A short fingerprint of a genome (its vector, architecture, g and layer names): what a run
+    trained from a genome file keeps, so that the file may move with its run folder."""
+    text = json.dumps([genome.arch, genome.genes, list(genome.layer_names)]).encode() + genome.vector.tobytes()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
 def save_genome(path, genome: Genome, extra: dict | None = None) -> None:
     """Write ``genome`` to the HDF5 file ``path`` atomically (``gee_ref.storage.checkpoint``).
 
@@ -214,7 +223,9 @@ def load_genome(path) -> Genome:
     except CheckpointError as error:
         raise GenomeError(f"cannot read genome: {error}") from None
     if meta.get("format") != GENOME_FORMAT or "vector" not in tensors.get("genome", {}):
-        raise GenomeError(f"{path} is not a gee_ref genome file (format {GENOME_FORMAT!r})")
+        found = meta.get("format")
+        raise GenomeError(f"{path} is not a gee_ref genome file: its format is "
+                          f"{'not given' if found is None else repr(found)}, a genome's is {GENOME_FORMAT!r}")
     genome = Genome(tensors["genome"]["vector"], meta["arch"], meta["genes"], tuple(meta["layer_names"]),
                     meta.get("model_config", {}))
     if not numpy.all(numpy.isfinite(genome.vector)):
@@ -227,6 +238,6 @@ def load_genome_extra(path) -> dict:
     return dict(load_checkpoint(path)[1].get("extra", {}))
 
 
-__all__ = ["GENOME_FORMAT", "STARTS", "Genome", "GenomeError", "apply_genome", "check_fits", "describe",
+__all__ = ["GENOME_FORMAT", "STARTS", "Genome", "digest", "GenomeError", "apply_genome", "check_fits", "describe",
            "genetic_layer_names", "genotype_length", "genotype_vector", "load_genome", "load_genome_extra",
            "save_genome", "starting_genome"]
