@@ -48,16 +48,7 @@
 #endif
 typedef REAL real;
 
-// Indices and sizes are index_t: int when the host has checked that every index a launch forms
-// fits in 32 bits (gee_ref/kernels/compiler.py, index_type), long long otherwise. A GPU divides
-// 32-bit integers several times faster than 64-bit ones, and these kernels divide per element.
-#if INDEX_BITS == 32
-typedef int index_t;
-#elif INDEX_BITS == 64
-typedef long long index_t;
-#else
-#error "compile with -DINDEX_BITS=32 or -DINDEX_BITS=64"
-#endif
+// index_t (int or long long) comes from index_type.cuh, which compiler.source_text puts first.
 
 // Stage-1 thread number k -> (channel, lane); see the layout notes above.
 __device__ void channel_and_lane(index_t k, index_t channels, index_t spatial, index_t lanes,

@@ -29,6 +29,7 @@ import numpy
 from gee_ref import backend
 
 SOURCES = ("lif.cu", "im2col.cu", "batch_norm.cu")
+PRELUDE = "index_type.cuh"  # the index type every kernel file uses
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535
 REAL_NAMES = {numpy.dtype(numpy.float32): "float", numpy.dtype(numpy.float64): "double"}
@@ -37,10 +38,12 @@ INT32_MAX = 2**31 - 1
 
 
 def source_text(file: str) -> str:
-    """The CUDA source of one of the package's kernel files."""
+    """The CUDA source of one of the package's kernel files, after the index type they share
+    (``index_type.cuh``)."""
     if file not in SOURCES:
         raise ValueError(f"unknown kernel file {file!r}: expected one of {', '.join(SOURCES)}")
-    return importlib.resources.files("gee_ref.kernels").joinpath(file).read_text()
+    folder = importlib.resources.files("gee_ref.kernels")
+    return folder.joinpath(PRELUDE).read_text() + folder.joinpath(file).read_text()
 
 
 def real_name(dtype) -> str:

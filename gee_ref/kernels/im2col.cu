@@ -13,16 +13,7 @@
 #endif
 typedef REAL real;
 
-// Indices and sizes are index_t: int when the host has checked that every index a launch forms
-// fits in 32 bits (gee_ref/kernels/compiler.py, index_type), long long otherwise. A GPU divides
-// 32-bit integers several times faster than 64-bit ones, and these kernels divide per element.
-#if INDEX_BITS == 32
-typedef int index_t;
-#elif INDEX_BITS == 64
-typedef long long index_t;
-#else
-#error "compile with -DINDEX_BITS=32 or -DINDEX_BITS=64"
-#endif
+// index_t (int or long long) comes from index_type.cuh, which compiler.source_text puts first.
 
 // im2col: one thread per entry of cols (row-major, contiguous). The input is read through
 // its element strides (x_strides[0..3] for its axes [C, N, H, W]), so a transposed view
