@@ -75,11 +75,13 @@ class EvaluationSettings:
 
 @dataclass(frozen=True)
 class IndividualTask:
-    """One evaluation: a genotype and its place (generation, index) in the run."""
+    """One evaluation: a genotype and its place (generation, index) in the run. The generation
+    names the draws (``draw_seed``): a number, or a word such as "selection" for the final
+    re-evaluation."""
 
     settings: EvaluationSettings
     vector: numpy.ndarray
-    generation: int
+    generation: int | str
     index: int
 
 
@@ -137,7 +139,8 @@ def _train_and_validate(model, settings: EvaluationSettings, seed: int):
 
 
 def _draw_result(trained: dict, validated: dict) -> dict:
-    """One draw's short training and validation: its loss, accuracy, R_T (eq. 13), or None if nonfinite."""
+    """One draw's short training and validation: its loss, accuracy and R_T (eq. 13); NaN where the
+    training diverged."""
     loss = float(validated["loss"]) if not trained["nonfinite"] else math.nan
     return {"train_loss": float(trained["loss"]), "train_steps": int(trained["steps"]),
             "loss": loss, "accuracy": float(validated["accuracy"]) if math.isfinite(loss) else math.nan,
