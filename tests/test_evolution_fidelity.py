@@ -1,6 +1,7 @@
 """What makes the evolution able to show the paper's effect (issue 14, DESIGN.md section 5):
 common random numbers and K draws per individual, per-block initial step sizes, the final
 choice by re-evaluation, the paired ablation's arithmetic."""
+import json
 import math
 
 import numpy as np
@@ -126,13 +127,14 @@ def test_paired_differences_by_hand():
 
 
 def test_the_ablation_table_of_a_hand_made_set_of_runs():
-    accuracy = {("random", 0): 0.90, ("random", 1): 0.80, ("baseline", 0): 0.92, ("baseline", 1): 0.83,
+    accuracy = {("random", 0): np.float64(0.90), ("random", 1): 0.80, ("baseline", 0): 0.92, ("baseline", 1): 0.83,
                 ("ste", 0): 0.91, ("ste", 1): 0.84}
     runs = {key: {"test_accuracy": value, "evolve_seconds": 10.0, "final_seconds": 2.0, "nonfinite_total": 0}
             for key, value in accuracy.items()}
     config = {**OPTION_DEFAULTS, "arch": "digits", "genes": 16, "generations": 5, "popsize": 8, "eval_steps": 20,
               "final_epochs": 10}
     table = ablation_table(config, runs, ["random", "baseline", "ste"], [0, 1])
+    assert json.loads(json.dumps(table)) == table  # JSON-ready, as OUT/ablation.json is written
     rows = {row["variant"]: row for row in table["rows"]}
     assert rows["ste"]["minus_random"]["mean"] == pytest.approx(0.025)
     assert rows["ste"]["minus_random"]["wins"] == 2

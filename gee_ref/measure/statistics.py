@@ -29,9 +29,9 @@ def paired_differences(values, reference) -> dict:
     if len(values) != len(reference):
         raise ValueError(f"paired differences need one value per seed on both sides, got {len(values)} "
                          f"and {len(reference)}")
-    differences = [v - r for v, r in zip(values, reference)
+    differences = [float(v) - float(r) for v, r in zip(values, reference)
                    if v is not None and r is not None and math.isfinite(v) and math.isfinite(r)]
     mean, sd = mean_and_sd(differences)
-    return {"mean": mean, "sd": sd, "wins": sum(d > 0 for d in differences),
-            "losses": sum(d < 0 for d in differences), "ties": sum(d == 0 for d in differences),
+    return {"mean": mean, "sd": sd, "wins": int(sum(d > 0 for d in differences)),
+            "losses": int(sum(d < 0 for d in differences)), "ties": int(sum(d == 0 for d in differences)),
             "count": len(differences)}
