@@ -302,7 +302,8 @@ class Evolution:
         """The line a finished generation leaves: fitness, loss, regularisers, step size, time."""
         fit, loss = record["fitness"], record["loss"]
         best = record["best_so_far"]
-        text = (f"generation {record['generation']}: fitness min {_fmt(fit['min'])} median {_fmt(fit['median'])}"
+        scale = " (standardised terms)" if self.config["fitness_scale"] == "standardised" else ""
+        text = (f"generation {record['generation']}: fitness{scale} min {_fmt(fit['min'])} median {_fmt(fit['median'])}"
                 f" | val loss min {_fmt(loss['min'])} | R_T {_fmt(record['r_t']['mean'])}"
                 f" R_S {_fmt(record['r_s']['mean'])} | CMA sigma {record['cma_sigma']:.4g}"
                 f" | nonfinite {record['nonfinite']} | {record['wall_seconds']:.1f} s")
