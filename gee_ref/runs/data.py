@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy
 
-from gee_ref.data.datasets import DatasetError, default_digits_path, load_dataset
+from gee_ref.data.datasets import DatasetError, dataset_info, default_digits_path, load_dataset
 from gee_ref.data.loader import channel_stats
 
 EMBEDDED_DIGITS = "embedded digits"
@@ -30,6 +30,7 @@ class RunData(NamedTuple):
     test_labels: numpy.ndarray
     classes: tuple
     path: Path
+    source: str  # the file's own account of its images (a subset or a resize says so)
     mean: numpy.ndarray  # per-channel statistics of the training images, 0..1 pixel units
     std: numpy.ndarray
 
@@ -66,7 +67,8 @@ def read_run_data(data) -> RunData:
         raise DatasetError(f"{path}: channel {c} of the training images is constant (every pixel {int(low[c])}), "
                            f"so it cannot be normalised by its standard deviation")
     mean, std = channel_stats(train_images)
-    return RunData(train_images, train_labels, test_images, test_labels, classes, path, mean, std)
+    return RunData(train_images, train_labels, test_images, test_labels, classes, path, dataset_info(path).source,
+                   mean, std)
 
 
 def describe(data) -> str:

@@ -429,5 +429,6 @@ def run_training(options: dict, data: RunData, out=None, resume: bool = False, p
         train_epochs(config, out, model, optimizer, (train_loader, eval_loader, eval_split), history, extra,
                      memory, progress, on_divergence)
         report = run_report.final_report(config, model, test_loader, history, extra, memory)
+        report["data_source"] = data.source
         atomic.write_text(out / REPORT_NAME, json.dumps(report, indent=2) + "\n", what="report")
     return report, out / REPORT_NAME
