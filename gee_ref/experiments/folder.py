@@ -39,6 +39,8 @@ def open_experiment(out: Path, name: str, settings: dict, data: dict, command: s
         if saved.get("data", {}).get("sha256") != data["sha256"]:
             raise ValueError(f"cannot resume {path}: its data file had SHA-256 {saved.get('data', {}).get('sha256')}, "
                              f"{data['path']} has {data['sha256']}")
+        saved["commands"] = [*saved.get("commands", []), command]
+        write_json(path, saved)
         return saved
     if resume:
         raise FileNotFoundError(f"--resume: there is no experiment in {out} (no {SETTINGS_NAME})")
