@@ -13,11 +13,12 @@ torch, scikit-learn). ``tests/test_layers.py`` walks every import and holds the 
     4  nn, models                                modules and architectures
     5  optim, data, storage, measure, training   optimisers, datasets and loaders, files, what
                                                  is measured, the training loop and evaluation
-    6  cmaes, evolution, runs, verification      the method: CMA-ES, the genotype and its
-                                                 fitness, the evolution, the runs behind the
-                                                 commands, golden vectors
+    6  cmaes, evolution, runs, verification,     the method: CMA-ES, the genotype and its
+       experiments                               fitness, the evolution, the runs behind the
+                                                 commands, golden vectors, the reproduction
+                                                 experiments
     7  cli and the commands train, evolve,       parse, check, call the library, print
-       params, report, golden, verify
+       params, report, golden, verify, reproduce
 """
 __version__ = "0.1.0"
 
@@ -28,6 +29,6 @@ LAYERS = {
     "autograd": 3,
     "nn": 4, "models": 4,
     "optim": 5, "data": 5, "storage": 5, "measure": 5, "training": 5,
-    "cmaes": 6, "evolution": 6, "runs": 6, "verification": 6,
-    "cli": 7, "train": 7, "evolve": 7, "params": 7, "report": 7, "golden": 7, "verify": 7,
+    "cmaes": 6, "evolution": 6, "runs": 6, "verification": 6, "experiments": 6,
+    "cli": 7, "train": 7, "evolve": 7, "params": 7, "report": 7, "golden": 7, "verify": 7, "reproduce": 7,
 }

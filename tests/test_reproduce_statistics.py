@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from scipy import stats
 
 from gee_ref.experiments import gene_scale
-from gee_ref.experiments.statistics import bootstrap_interval, mean_sd, paired_differences, spearman
+from gee_ref.experiments.statistics import bootstrap_interval, paired_by_seed, spearman
 
 
 def test_spearman_of_a_hand_computed_example():
@@ -78,23 +78,18 @@ def test_bootstrap_interval_is_none_when_most_resamples_have_no_value():
     assert bootstrap_interval([1, 1, 1, 1], [1, 2, 3, 4], resamples=50) is None
 
 
-def test_mean_sd_uses_the_sample_sd():
-    assert mean_sd([0.5, 0.6, 0.7]) == (pytest.approx(0.6), pytest.approx(0.1))
-    assert mean_sd([0.5]) == (0.5, None)
-
-
-def test_paired_differences_of_a_hand_made_table():
+def test_paired_by_seed_of_a_hand_made_table():
     """Seeds 0-2 in common (seed 3 only in the reference): differences -0.02, +0.02, 0."""
     row = {0: 0.50, 1: 0.60, 2: 0.55}
     reference = {0: 0.52, 1: 0.58, 2: 0.55, 3: 0.90}
-    paired = paired_differences(row, reference)
-    assert paired["seeds"] == [0, 1, 2]
+    paired = paired_by_seed(row, reference)
+    assert paired["seeds"] == [0, 1, 2] and paired["count"] == 3
     assert paired["differences"] == pytest.approx([-0.02, 0.02, 0.0])
     assert paired["mean"] == pytest.approx(0.0, abs=1e-15)
     assert paired["sd"] == pytest.approx(0.02)
     assert (paired["wins"], paired["losses"], paired["ties"]) == (1, 1, 1)
     with pytest.raises(ValueError):
-        paired_differences({0: 1.0}, {1: 1.0})
+        paired_by_seed({0: 1.0}, {1: 1.0})
 
 
 def _run(configuration, seed, accuracy, parameters):

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gee_ref.runs.folder import check_same_settings, read_json, write_json
+from gee_ref.runs.folder import check_same_settings
+from gee_ref.storage.json_file import read_json, write_json
 
 SETTINGS_NAME = "experiment.json"
 RUNS_FOLDER = "runs"

@@ -16,7 +16,7 @@ recipe, on the same seeds, so the comparison is with the network's own dense twi
 Every configuration runs on every seed (``seeds``), and a seed fixes the data order and the
 initial draws wherever two configurations share them, so the table gives, besides each
 row's mean +- sd (ddof = 1), the paired difference to the dense twin and, for the narrowed and
-frozen rows, to the genetic net they are matched with (``statistics.paired_differences``).
+frozen rows, to the genetic net they are matched with (``statistics.paired_by_seed``).
 
 The defaults (vgg8 width 16, T = 2, 2 epochs of batch 64, SGD lr 0.1 cosine, no augmentation,
 seeds 0-2, g in 2..32, narrowed twins for g = 4 and 16, frozen controls at g = 4 and 16) are
@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 
 from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list
-from gee_ref.experiments.statistics import mean_sd, paired_differences
+from gee_ref.experiments.statistics import paired_by_seed
 from gee_ref.experiments.subruns import SubRun, run_subruns
 from gee_ref.experiments.tables import markdown_table, mean_pm_sd, percent, signed_percent
 from gee_ref.measure.parameters import count_parameters
+from gee_ref.measure.statistics import mean_and_sd
 from gee_ref.models import ARCHITECTURES, build_model
 
 NAME = "gene-scale"
@@ -149,11 +150,11 @@ def summarise(settings: dict, rows: list, runs: list) -> dict:
     for row in rows:
         found = by_row[row["key"]]
         seeds = sorted(found)
-        mean, sd = mean_sd([found[s]["test_accuracy"] for s in seeds])
+        mean, sd = mean_and_sd([found[s]["test_accuracy"] for s in seeds])
         parameters = _parameters(found)
-        paired = {"dense": paired_differences(accuracy[row["key"]], accuracy["dense"])} if row["key"] != "dense" else {}
+        paired = {"dense": paired_by_seed(accuracy[row["key"]], accuracy["dense"])} if row["key"] != "dense" else {}
         if row["matched_with"]:
-            paired[row["matched_with"]] = paired_differences(accuracy[row["key"]], accuracy[row["matched_with"]])
+            paired[row["matched_with"]] = paired_by_seed(accuracy[row["key"]], accuracy[row["matched_with"]])
         table_rows.append({
             "configuration": row["key"], "kind": row["kind"], "label": row["label"], "genes": row["genes"],
             "width": row["width"], "matched_with": row["matched_with"], "parameters": parameters,

@@ -1,16 +1,15 @@
-"""The statistics the reproduction tables report (no equation of the paper).
+"""The statistics the reproduction tables report, besides ``gee_ref.measure.statistics``'
+mean +- sd and paired differences (no equation of the paper).
 
-* ``mean_sd``: the mean and the sample standard deviation (ddof = 1) over seeds, as the
-  ablation table does (``gee_ref.runs.ablation``);
 * ``spearman``: Spearman's rank correlation, rho = the Pearson correlation of the two samples'
   ranks, ties given their average rank (Spearman 1904; the convention of
   ``scipy.stats.spearmanr``);
 * ``bootstrap_interval``: a percentile bootstrap interval of any statistic of paired samples
   (Efron & Tibshirani 1993, ch. 13): resample the pairs with replacement, recompute the
   statistic, take the (1 - level)/2 and (1 + level)/2 quantiles;
-* ``paired_differences``: per seed, a configuration's result minus a reference's on the same
-  seed (the same data order and initial draws wherever the two share them), with the mean,
-  the sd and the wins, losses and ties over seeds.
+* ``paired_by_seed``: ``measure.statistics.paired_differences`` of two configurations' results
+  keyed by seed (a configuration's result minus a reference's on the same seed), with the seeds
+  and the differences listed.
 """
 from __future__ import annotations
 
@@ -19,14 +18,7 @@ import math
 import numpy
 from scipy.stats import rankdata
 
-
-def mean_sd(values) -> tuple:
-    """``(mean, sd)`` of ``values``; sd with ddof = 1, None for fewer than two values."""
-    values = numpy.asarray(values, dtype=numpy.float64)
-    if values.size == 0:
-        raise ValueError("mean_sd of no values")
-    sd = float(values.std(ddof=1)) if values.size > 1 else None
-    return float(values.mean()), sd
+from gee_ref.measure.statistics import paired_differences
 
 
 def _paired_arrays(x, y):
@@ -71,17 +63,11 @@ def bootstrap_interval(x, y, statistic=spearman, resamples: int = 2000, level: f
     return float(low), float(high)
 
 
-def paired_differences(values: dict, reference: dict) -> dict:
-    """``values[seed] - reference[seed]`` over the seeds both have (dicts seed -> number).
-
-    Returns the seeds, the differences, their mean and sd (ddof = 1, None for one seed), and
-    how many seeds the configuration won, lost and tied against the reference.
-    """
+def paired_by_seed(values: dict, reference: dict) -> dict:
+    """``gee_ref.measure.statistics.paired_differences`` over the seeds both dicts (seed -> result)
+    have, with those seeds and the differences themselves."""
     seeds = sorted(set(values) & set(reference))
     if not seeds:
         raise ValueError("paired differences need at least one seed in common")
-    differences = [float(values[s]) - float(reference[s]) for s in seeds]
-    mean, sd = mean_sd(differences)
-    return {"seeds": seeds, "differences": differences, "mean": mean, "sd": sd,
-            "wins": sum(d > 0 for d in differences), "losses": sum(d < 0 for d in differences),
-            "ties": sum(d == 0 for d in differences)}
+    paired = paired_differences([values[s] for s in seeds], [reference[s] for s in seeds])
+    return {"seeds": seeds, "differences": [float(values[s]) - float(reference[s]) for s in seeds], **paired}

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gee_ref.experiments.folder import add_wall_time, log_path, read_wall_times, run_folder
-from gee_ref.runs.folder import read_json
+from gee_ref.storage.json_file import read_json
 from gee_ref.runs.training_run import CHECKPOINT_NAME, LOG_NAME, OPTION_DEFAULTS, REPORT_NAME
 from gee_ref.training.progress import duration
 

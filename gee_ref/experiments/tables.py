@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gee_ref.experiments.folder import result_paths
 from gee_ref.experiments.plots import save_png
-from gee_ref.runs.folder import write_json
+from gee_ref.storage.json_file import write_json
 from gee_ref.storage import atomic
 
 
