@@ -124,7 +124,7 @@ def test_resume_refuses_other_settings_and_a_missing_experiment(finished, tiny_d
 
 def test_a_failing_sub_run_stops_the_experiment_with_its_error_line(tiny_digits, tmp_path, monkeypatch):
     failing = [sys.executable, "-c", "import sys; print('error: the child failed', file=sys.stderr); sys.exit(2)"]
-    monkeypatch.setattr(subruns, "train_command", lambda options, out, resume=False: failing)
+    monkeypatch.setattr(subruns, "child_command", lambda subrun, out, resume=False: failing)
     with pytest.raises(subruns.SubRunFailed, match=r"run \S+-seed0 failed \(exit 2\): error: the child failed"):
         reproduce_main(tiny_digits, tmp_path / "gene-scale", "--jobs", "2")
 
@@ -161,11 +161,11 @@ def test_train_arguments_parse_back_to_the_same_options():
     options = {"arch": "vgg8", "genes": 8, "width": 5, "dense": False, "freeze_genes": True, "augment": False,
                "epochs": 3, "lr": 0.05, "seed": 2, "eval_batches": 0, "report_batches": "all", "start": "paper",
                "steps_per_epoch": None, "data": "/data/x.h5"}
-    args = train.build_parser().parse_args(subruns.train_arguments(options))
+    args = train.build_parser().parse_args(subruns.command_arguments(options))
     parsed = options_of(args, OPTION_DEFAULTS)
     assert {k: parsed[k] for k in options} == options
-    with pytest.raises(ValueError, match="not options of a training run"):
-        subruns.train_arguments({"generations": 3})
+    with pytest.raises(ValueError, match="not options of the command"):
+        subruns.command_arguments({"generations": 3})
 
 
 def run_command(*arguments):

@@ -7,6 +7,7 @@ An experiment is a module of this package with:
 * ``NAME``, ``SUMMARY`` (one line) and ``CLAIM`` (the paper's words it tests);
 * ``OPTIONS`` (``gee_ref.experiments.options.Option``) and ``DEFAULTS`` (its scale);
 * ``check(settings, data)``: a ValueError, one line, for settings it cannot run;
+* ``scale(settings)``: the model and budget part of the scale line every table starts with;
 * ``run(context)``: does the work (``Context`` below) and returns the table's body (rows, runs);
 * ``markdown(table)`` and ``draw(figure, table)``: the table as Markdown, and its plot.
 
@@ -26,15 +27,15 @@ from typing import Callable, NamedTuple
 
 import numpy
 
-from gee_ref.experiments import gene_scale
+from gee_ref.experiments import ablation, fidelity, gene_scale
 from gee_ref.experiments.folder import FORMAT, open_experiment
 from gee_ref.experiments.options import resolve_settings
-from gee_ref.experiments.provenance import describe_data, scale_line
+from gee_ref.experiments.provenance import data_line, describe_data
 from gee_ref.experiments.subruns import child_threads
 from gee_ref.experiments.tables import write_results
 from gee_ref.runs.folder import claimed
 
-EXPERIMENTS = {module.NAME: module for module in (gene_scale,)}
+EXPERIMENTS = {module.NAME: module for module in (gene_scale, ablation, fidelity)}
 
 
 class Context(NamedTuple):
@@ -81,7 +82,7 @@ def run_experiment(name: str, given: dict, out, jobs: int = 1, resume: bool = Fa
         record = open_experiment(out, name, settings, data, command, resume)
         body = experiment.run(Context(out, settings, data, jobs, progress, say))
         table = {"format": FORMAT, "experiment": name, "claim": experiment.CLAIM,
-                 "scale": scale_line(data, settings), **body, "settings": settings, "data": data,
+                 "scale": f"{data_line(data)}; {experiment.scale(settings)}", **body, "settings": settings, "data": data,
                  "commands": record["commands"],
                  "environment": {"cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_run": child_threads(jobs),
                                  "python": platform.python_version(), "numpy": numpy.__version__,

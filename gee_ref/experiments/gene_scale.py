@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list
+from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import paired_by_seed
 from gee_ref.experiments.subruns import SubRun, run_subruns
 from gee_ref.experiments.tables import markdown_table, mean_pm_sd, percent, signed_percent
@@ -74,6 +75,11 @@ def check(settings: dict, data: dict) -> None:
     for name in ("epochs", "batch_size", "time_steps"):
         if settings[name] < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}")
+
+
+def scale(settings: dict) -> str:
+    return (f"{model_line(settings)}; {epochs_text(settings['epochs'], settings['steps_per_epoch'])}, "
+            f"SGD lr {settings['lr']} cosine, augmentation {'on' if settings['augment'] else 'off'}")
 
 
 def _model_shape(data: dict) -> dict:

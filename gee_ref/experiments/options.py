@@ -1,7 +1,8 @@
 """The options of an experiment, declared as data (no equation of the paper).
 
 An experiment module lists its own ``OPTIONS`` (``Option``: name, parser, default, help);
-``COMMON_OPTIONS`` are those every training experiment shares. ``python -m
+``MODEL_OPTIONS`` (data, architecture, T, batch, seeds, device) are shared by every
+experiment, ``COMMON_OPTIONS`` adds the training options of experiments made of training runs. ``python -m
 gee_ref.reproduce`` turns them into command-line flags (``--name-with-dashes``), and
 ``resolve_settings`` fills the defaults of the ones not given. The settings are what an
 experiment's results depend on: they are saved in ``OUT/experiment.json`` and a resumed
@@ -55,22 +56,26 @@ def batches(text: str):
     return "all" if text == "all" else int(text)
 
 
-COMMON_OPTIONS = (
+MODEL_OPTIONS = (
     Option("data", str, None, "dataset HDF5 file (required: e.g. CIFAR-10 from data_tools.folder_tree)"),
     Option("arch", str, None, "architecture (default: the experiment's)"),
     Option("width", int, None, "base width of vgg8 / resnet14 (default: the experiment's)"),
-    Option("epochs", int, None, "training epochs of every run (default: the experiment's)"),
-    Option("batch_size", int, None, "batch size (default: the experiment's)"),
     Option("time_steps", int, None, "T (default: the experiment's)"),
-    Option("lr", float, None, "base learning rate (default: the experiment's)"),
-    Option("augment", yes_no, None, "yes/no: random crop and flip (default: the experiment's)"),
+    Option("batch_size", int, None, "batch size (default: the experiment's)"),
     Option("seeds", seed_list, None, "seeds, '0,1,2', or N for 0..N-1 (default: the experiment's); "
                                      "every configuration runs on the same seeds"),
+    Option("device", str, "cpu", "cpu or gpu"),
+)
+TRAINING_OPTIONS = (
+    Option("epochs", int, None, "training epochs of every run (default: the experiment's)"),
+    Option("lr", float, None, "base learning rate (default: the experiment's)"),
+    Option("augment", yes_no, None, "yes/no: random crop and flip (default: the experiment's)"),
     Option("steps_per_epoch", int, None, "cap the batches per epoch (quick runs)"),
     Option("eval_batches", batches, None, "batches of each run's per-epoch evaluation, 0 for none"),
     Option("report_batches", batches, None, "batches of each run's final report ('all': the whole test split)"),
-    Option("device", str, "cpu", "cpu or gpu"),
 )
+#: The options of an experiment made of training runs.
+COMMON_OPTIONS = MODEL_OPTIONS + TRAINING_OPTIONS
 
 
 def resolve_settings(given: dict, options, defaults: dict) -> dict:

@@ -3,7 +3,7 @@
 Every result names its data exactly: the file (path, size, SHA-256), the file's own
 attributes (``source``, and the ``subset`` record of ``data_tools.subset``: the source file's
 hash, the per-class counts, the seed, the resize), the split sizes, the image size and the
-classes. ``scale_line`` turns that into the one line every table starts with.
+classes. ``data_line`` and ``model_line`` give the scale line every table starts with.
 """
 from __future__ import annotations
 
@@ -55,18 +55,25 @@ def describe_data(path) -> dict:
             "image_shape": [int(side) for side in train[1:]], "classes": list(info.classes)}
 
 
-def scale_line(data: dict, settings: dict) -> str:
-    """'CIFAR-10 (JPEG re-encoding) ...; 16x16x3; train 50000 / test 10000; vgg8 width 16; T = 2;
-    4 epochs, batch 64; seeds 0, 1, 2': the scale, stated in every table."""
+def data_line(data: dict) -> str:
+    """'CIFAR-10 (JPEG re-encoding) ...; images 16x16x3; train 50000 / test 10000': the data part
+    of the scale every table states."""
     height, width, channels = data["image_shape"]
-    arch = settings["arch"] + (f" width {settings['width']}" if settings.get("width") is not None else "")
-    steps = settings.get("steps_per_epoch")
-    epochs = f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}" + (
-        f" of at most {steps} steps" if steps else "")
-    seeds = ", ".join(str(s) for s in settings["seeds"])
     return (f"{data['source'] or data['path']}; images {height}x{width}x{channels}; "
-            f"train {data['splits']['train']} / test {data['splits']['test']}; {arch}; "
-            f"T = {settings['time_steps']}; {epochs}, batch {settings['batch_size']}; seeds {seeds}")
+            f"train {data['splits']['train']} / test {data['splits']['test']}")
+
+
+def model_line(settings: dict) -> str:
+    """'vgg8 width 16; T = 2; batch 64; seeds 0, 1, 2': the model part of the scale."""
+    arch = settings["arch"] + (f" width {settings['width']}" if settings.get("width") is not None else "")
+    seeds = ", ".join(str(s) for s in settings["seeds"])
+    return f"{arch}; T = {settings['time_steps']}; batch {settings['batch_size']}; seeds {seeds}"
+
+
+def epochs_text(epochs: int, steps_per_epoch=None) -> str:
+    """'2 epochs', '1 epoch of at most 5 steps'."""
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of at most {steps_per_epoch} steps"
+                                                            if steps_per_epoch else "")
 
 
 def command_line(argv=None, program: str = "python -m gee_ref.reproduce") -> str:

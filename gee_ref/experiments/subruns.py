@@ -1,13 +1,15 @@
-"""Sub-runs: ordinary training runs, ``jobs`` of them at once, each in its own process.
+"""Sub-runs: ordinary runs of gee_ref's commands, ``jobs`` of them at once, each in its own process.
 
-Every sub-run of an experiment is ``python -m gee_ref.train ... --out OUT/runs/<key>`` started
+Every sub-run of an experiment is a command such as ``python -m gee_ref.train ... --out
+OUT/runs/<key>`` (``TRAIN``; the ablation's are ``python -m gee_ref.evolve --ablation``) started
 as a child process, so it is exactly what a reader would get by typing that command (the
-results JSON records it), it keeps its checkpoints and report in its own folder, and a
-stopped experiment continues each sub-run where its last checkpoint left it:
+results JSON records it), it keeps its checkpoints and report in its own folder, and a stopped
+experiment continues each sub-run where it left off:
 
-* ``OUT/runs/<key>/report.json`` exists: the sub-run is done, its report is read back;
-* a checkpoint but no report: it is started again with ``--resume``;
-* neither: it is started afresh.
+* its ``done_file`` exists (a training's ``report.json``): the sub-run is done, read back;
+* else, its ``resume_file`` exists (a training's ``checkpoint.h5``; for a program without one,
+  its folder): it is started again with ``--resume``;
+* else: it is started afresh.
 
 With ``jobs`` > 1 that many children run at once (two on this project's 2-core machine);
 each child is told to use ``cpu_count // jobs`` BLAS/OpenMP threads (``OMP_NUM_THREADS``,
@@ -41,24 +43,38 @@ POLL_SECONDS = 0.2
 STOP_WAIT_SECONDS = 60.0  # how long a stopped child may take to leave its checkpoint
 
 
+class Program(NamedTuple):
+    """A command that sub-runs run, and how to tell where one of its runs stands."""
+
+    module: str  # run as python -m <module>
+    defaults: dict  # the options it takes (--name-with-dashes), with their defaults
+    done_file: str  # in the run's folder once the run is complete
+    resume_file: str | None  # in the run's folder once it has something to resume; None: the folder
+
+
+TRAIN = Program("gee_ref.train", OPTION_DEFAULTS, REPORT_NAME, CHECKPOINT_NAME)
+
+
 class SubRun(NamedTuple):
     key: str  # its folder under OUT/runs, e.g. "g16-seed0"
     configuration: str  # the table row it belongs to, e.g. "g16"
     seed: int
-    options: dict  # training options, keys of ``gee_ref.runs.training_run.OPTION_DEFAULTS``
+    options: dict  # the program's options (keys of ``program.defaults``)
+    program: Program = TRAIN
 
 
 class SubRunFailed(ChildProcessError):
     """A sub-run's process ended with an error; the text is one line."""
 
 
-def train_arguments(options: dict) -> list:
-    """The ``python -m gee_ref.train`` flags that give ``options``: ``--name-with-dashes value``;
-    a True switch as ``--name``; a False one omitted, or ``--no-name`` where the default is
-    "by dataset" (None); None omitted."""
-    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
+def command_arguments(options: dict, defaults: dict = OPTION_DEFAULTS) -> list:
+    """The command-line flags that give ``options`` (``defaults``: the command's options, by
+    default ``python -m gee_ref.train``'s): ``--name-with-dashes value``; a True switch as
+    ``--name``; a False one omitted, or ``--no-name`` where the default is "by dataset" (None);
+    None omitted."""
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
-        raise ValueError(f"not options of a training run: {unknown}")
+        raise ValueError(f"not options of the command: {unknown}")
     arguments = []
     for name, value in options.items():
         flag = name.replace("_", "-")
@@ -67,22 +83,23 @@ def train_arguments(options: dict) -> list:
         if isinstance(value, bool):
             if value:
                 arguments.append(f"--{flag}")
-            elif OPTION_DEFAULTS[name] is None:
+            elif defaults[name] is None:
                 arguments.append(f"--no-{flag}")
             continue
         arguments += [f"--{flag}", str(value)]
     return arguments
 
 
-def train_command(options: dict, out: Path, resume: bool = False) -> list:
-    """The child's command line (this Python, the train command, the options, OUT, --resume)."""
-    return [sys.executable, "-m", "gee_ref.train", *train_arguments(options), "--out", str(out),
-            *(["--resume"] if resume else [])]
+def child_command(subrun: SubRun, out: Path, resume: bool = False) -> list:
+    """The child's command line (this Python, the program, the options, OUT, --resume)."""
+    return [sys.executable, "-m", subrun.program.module, *command_arguments(subrun.options, subrun.program.defaults),
+            "--out", str(out), *(["--resume"] if resume else [])]
 
 
-def shown_command(options: dict, out: Path) -> str:
+def shown_command(subrun: SubRun, out: Path) -> str:
     """The sub-run as a reader would type it."""
-    return " ".join(["python -m gee_ref.train", *(shlex.quote(a) for a in train_arguments(options)),
+    return " ".join([f"python -m {subrun.program.module}",
+                     *(shlex.quote(a) for a in command_arguments(subrun.options, subrun.program.defaults)),
                      "--out", shlex.quote(str(out))])
 
 
@@ -107,8 +124,11 @@ def last_error_line(log: Path) -> str:
     return (errors or lines or ["(it printed nothing)"])[-1]
 
 
-def run_subruns(subruns, out: Path, jobs: int = 1, say=print, show_starts: bool = True) -> dict:
-    """Run (or read back) every sub-run; returns ``{key: result}`` (``subrun_result``)."""
+def run_subruns(subruns, out: Path, jobs: int = 1, say=print, show_starts: bool = True, read_result=None) -> dict:
+    """Run (or read back) every sub-run; returns ``{key: result}``: ``read_result(out, subrun)``
+    of each finished one (default ``subrun_result``, a training's), a dict whose "summary" is the
+    text of its finished line."""
+    read_result = read_result or (lambda folder, subrun: subrun_result(folder, subrun))
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     keys = [s.key for s in subruns]
@@ -116,8 +136,8 @@ def run_subruns(subruns, out: Path, jobs: int = 1, say=print, show_starts: bool 
         raise ValueError("sub-run keys must be distinct")
     results, pending = {}, []
     for subrun in subruns:
-        if (run_folder(out, subrun.key) / REPORT_NAME).exists():
-            results[subrun.key] = subrun_result(out, subrun)
+        if (run_folder(out, subrun.key) / subrun.program.done_file).exists():
+            results[subrun.key] = read_result(out, subrun)
         else:
             pending.append(subrun)
     total = len(subruns)
@@ -139,11 +159,10 @@ def run_subruns(subruns, out: Path, jobs: int = 1, say=print, show_starts: bool 
             if process.returncode != 0:
                 raise SubRunFailed(f"run {key} failed (exit {process.returncode}): "
                                    f"{last_error_line(log_path(out, key))} (log {log_path(out, key)})")
-            results[key] = subrun_result(out, subrun)
+            results[key] = read_result(out, subrun)
             finished_session += 1
             left = (time.perf_counter() - started_session) / finished_session * (len(pending) + len(running))
-            say(f"[{len(results)}/{total}] {key}: test accuracy {results[key]['test_accuracy']:.4f}, "
-                f"{results[key]['parameters']:,} parameters, {duration(wall)}"
+            say(f"[{len(results)}/{total}] {key}: {results[key]['summary']}, {duration(wall)}"
                 + (f"; about {duration(left)} left" if pending or running else ""))
     finally:
         _stop(running)
@@ -152,13 +171,14 @@ def run_subruns(subruns, out: Path, jobs: int = 1, say=print, show_starts: bool 
 
 def _start(subrun: SubRun, out: Path, jobs: int):
     folder = run_folder(out, subrun.key)
-    resume = (folder / CHECKPOINT_NAME).exists()
-    log = log_path(out, subrun.key)
-    handle = open(log, "a")
-    handle.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(train_command(subrun.options, folder, resume))}\n")
+    marker = subrun.program.resume_file
+    resume = (folder / marker).exists() if marker else folder.exists()
+    command = child_command(subrun, folder, resume)
+    handle = open(log_path(out, subrun.key), "a")
+    handle.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(command)}\n")
     handle.flush()
-    process = subprocess.Popen(train_command(subrun.options, folder, resume), stdout=handle, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=child_environment(jobs))
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env=child_environment(jobs))
     return subrun, process, handle, time.perf_counter()
 
 
@@ -187,10 +207,11 @@ def _stop(running: dict) -> None:
 
 
 def subrun_result(out: Path, subrun: SubRun) -> dict:
-    """What an experiment keeps of a finished sub-run's report."""
+    """What an experiment keeps of a finished training sub-run's report."""
     folder = run_folder(out, subrun.key)
     report = read_json(folder / REPORT_NAME)
-    return {"key": subrun.key, "configuration": subrun.configuration, "seed": int(subrun.seed),
+    return {"summary": f"test accuracy {report['test_accuracy']:.4f}, {report['parameters']['this_model']:,} parameters",
+            "key": subrun.key, "configuration": subrun.configuration, "seed": int(subrun.seed),
             "test_accuracy": float(report["test_accuracy"]), "test_samples": int(report["test_samples"]),
             "parameters": int(report["parameters"]["this_model"]), "epochs": int(report["epochs_done"]),
             "train_seconds": float(report["train_seconds"]),
@@ -199,7 +220,7 @@ def subrun_result(out: Path, subrun: SubRun) -> dict:
             "energy_millijoules": float(report["energy"]["millijoules"]),
             "noise_accuracy": float(report["noise"]["accuracy"]),
             "final_train_accuracy": last_epoch(folder).get("train_accuracy"),
-            "command": shown_command(subrun.options, folder)}
+            "command": shown_command(subrun, folder)}
 
 
 def last_epoch(folder: Path) -> dict:
