@@ -67,7 +67,8 @@ def test_the_results_record_data_settings_runs_and_command(finished, tiny_digits
     for row in table["rows"]:
         assert row["seeds"] == [0, 1] and len(row["test_accuracies"]) == 2
     assert table["commands"][0].startswith("python -m gee_ref.reproduce gene-scale --data")
-    assert "images 8x8x1; train 64 / test 32; vgg8 width 4; T = 2; 2 epochs" in table["scale"]
+    assert table["scale"].startswith("UCI digits, first 64 / 32; images 8x8x1; train 64 / test 32; vgg8 width 4; "
+                                     "T = 2; batch 16; seeds 0, 1; 2 epochs of at most 2 steps")
     markdown = (finished / "gene-scale.md").read_text()
     assert table["scale"] in markdown and "| dense twin |" in markdown
     assert (finished / "gene-scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

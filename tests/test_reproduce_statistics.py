@@ -117,3 +117,11 @@ def test_gene_scale_table_from_hand_made_runs():
     assert [c["configuration"] for c in table["compression_claim"]] == ["g4"]  # 70% fewer parameters
     assert "| g4 | 300 | 30.0% | 52.00 +- 2.83 | -2.00 +- 4.24 (1/1) |" in gene_scale.markdown(
         {**table, "scale": "hand-made", "commands": ["python -m gee_ref.reproduce gene-scale ..."]})
+
+
+def test_paired_differences_of_numpy_numbers_are_json_numbers():
+    """A training report's accuracy is a NumPy float; the table written from it must stay JSON."""
+    import json
+
+    paired = paired_by_seed({0: np.float64(0.5), 1: np.float64(0.7)}, {0: np.float64(0.6), 1: np.float64(0.6)})
+    assert json.loads(json.dumps(paired))["wins"] == 1
