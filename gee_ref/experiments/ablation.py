@@ -62,7 +62,7 @@ OPTIONS = MODEL_OPTIONS + (
     Option("final_epochs", int, None, "epochs of the final training of each variant's genotype"),
     Option("final_steps_per_epoch", int, None, "cap the batches per epoch of the final training (quick runs)"),
 )
-DEFAULTS = {"arch": "resnet14", "width": 16, "genes": 16, "time_steps": 2, "batch_size": 64, "seeds": [0, 1, 2],
+DEFAULTS = {"arch": "resnet14", "genes": 16, "time_steps": 2, "batch_size": 64, "seeds": [0, 1, 2],
             "start": "paper", "generations": 3, "popsize": 8, "eval_steps": 50, "eval_lr": 0.1, "val_fraction": 0.2,
             "draws": 1, "fitness_scale": "standardised", "alpha": 1.0, "beta": 1.0, "select": "reeval",
             "final_epochs": 2}

@@ -33,6 +33,7 @@ from gee_ref.experiments.options import resolve_settings
 from gee_ref.experiments.provenance import data_line, describe_data
 from gee_ref.experiments.subruns import child_threads
 from gee_ref.experiments.tables import write_results
+from gee_ref.models import ARCHITECTURES
 from gee_ref.runs.folder import claimed
 
 EXPERIMENTS = {module.NAME: module for module in (gene_scale, ablation, fidelity)}
@@ -59,6 +60,9 @@ def resolve(name: str, given: dict) -> tuple:
     """``(settings, data record)`` for the options ``given`` (None: the experiment's default)."""
     experiment = experiment_named(name)
     settings = resolve_settings(given, experiment.OPTIONS, experiment.DEFAULTS)
+    spec = ARCHITECTURES.get(settings["arch"])
+    if spec is not None and settings.get("width") is None:
+        settings["width"] = spec.width  # the architecture's own (None for a layout without a width)
     if settings.get("data") is None:
         raise ValueError(f"{name} needs --data: a gee_ref dataset file, e.g. CIFAR-10 converted by "
                          f"python -m data_tools.folder_tree (see README, 'Reproducing the paper')")

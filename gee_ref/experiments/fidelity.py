@@ -82,7 +82,7 @@ OPTIONS = COMMON_OPTIONS + (
     Option("beta", float, None, "weight of R_S in eq. 16"),
     Option("resamples", int, None, "bootstrap resamples of the rank correlations"),
 )
-DEFAULTS = {"arch": "resnet14", "width": 16, "genes": 16, "time_steps": 2, "batch_size": 64, "seeds": [0],
+DEFAULTS = {"arch": "resnet14", "genes": 16, "time_steps": 2, "batch_size": 64, "seeds": [0],
             "epochs": 2, "lr": 0.1, "augment": False, "eval_batches": 0, "report_batches": "all",
             "individuals": 48, "start": "paper", "eval_steps": 50, "eval_lr": 0.1, "val_fraction": 0.2, "draws": 1,
             "sigma0_log_sigma": SIGMA0_LOG_SIGMA, "fitness_scale": "standardised", "alpha": 1.0, "beta": 1.0,

@@ -18,7 +18,7 @@ initial draws wherever two configurations share them, so the table gives, beside
 row's mean +- sd (ddof = 1), the paired difference to the dense twin and, for the narrowed and
 frozen rows, to the genetic net they are matched with (``statistics.paired_by_seed``).
 
-The defaults (vgg8 width 16, T = 2, 2 epochs of batch 64, SGD lr 0.1 cosine, no augmentation,
+The defaults (vgg8 at its width 16, T = 2, 2 epochs of batch 64, SGD lr 0.1 cosine, no augmentation,
 seeds 0-2, g in 2..32, narrowed twins for g = 4 and 16, frozen controls at g = 4 and 16) are
 the scale chosen for this project's 2-core machine (README, "Reproducing the paper").
 """
@@ -52,7 +52,7 @@ OPTIONS = COMMON_OPTIONS + (
            "g values (among --genes) that get a dense net narrowed to their parameter count, or 'none'"),
     Option("frozen_genes", optional_int_list, None, "g values (among --genes) trained with G frozen at I, or 'none'"),
 )
-DEFAULTS = {"arch": "vgg8", "width": 16, "epochs": 2, "batch_size": 64, "time_steps": 2, "lr": 0.1,
+DEFAULTS = {"arch": "vgg8", "epochs": 2, "batch_size": 64, "time_steps": 2, "lr": 0.1,
             "augment": False, "seeds": [0, 1, 2], "eval_batches": 20, "report_batches": "all",
             "genes": [2, 4, 8, 16, 32], "match_genes": [4, 16], "frozen_genes": [4, 16]}
 TRAINING_KEYS = ("arch", "epochs", "batch_size", "time_steps", "lr", "augment", "steps_per_epoch",
@@ -63,9 +63,11 @@ def check(settings: dict, data: dict) -> None:
     spec = ARCHITECTURES.get(settings["arch"])
     if spec is None:
         raise ValueError(f"unknown architecture {settings['arch']!r}: expected one of {', '.join(ARCHITECTURES)}")
-    if spec.width is None and (settings["match_genes"] or settings["width"] is not None):
-        raise ValueError(f"{settings['arch']} has no width option: gene-scale's narrowed dense nets need vgg8 or "
-                         f"resnet14 (or --match-genes none, no --width)")
+    if spec.width is None and settings["width"] is not None:
+        raise ValueError(f"--width: {settings['arch']} has no width option (vgg8 and resnet14 have one)")
+    if spec.width is None and settings["match_genes"]:
+        raise ValueError(f"{settings['arch']} has no width option, so no narrowed dense twin: use --match-genes none "
+                         f"(or vgg8, resnet14)")
     if min(settings["genes"]) < 1 or len(set(settings["genes"])) != len(settings["genes"]):
         raise ValueError(f"--genes must be distinct positive integers, got {settings['genes']}")
     for name in ("match_genes", "frozen_genes"):

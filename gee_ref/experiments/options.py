@@ -59,7 +59,7 @@ def batches(text: str):
 MODEL_OPTIONS = (
     Option("data", str, None, "dataset HDF5 file (required: e.g. CIFAR-10 from data_tools.folder_tree)"),
     Option("arch", str, None, "architecture (default: the experiment's)"),
-    Option("width", int, None, "base width of vgg8 / resnet14 (default: the experiment's)"),
+    Option("width", int, None, "base width of vgg8 / resnet14 (default: the architecture's, 16)"),
     Option("time_steps", int, None, "T (default: the experiment's)"),
     Option("batch_size", int, None, "batch size (default: the experiment's)"),
     Option("seeds", seed_list, None, "seeds, '0,1,2', or N for 0..N-1 (default: the experiment's); "
