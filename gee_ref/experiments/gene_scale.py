@@ -25,6 +25,7 @@ the scale chosen for this project's 2-core machine (README, "Reproducing the pap
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list
 from gee_ref.experiments.provenance import epochs_text, model_line
@@ -247,14 +248,16 @@ def draw(figure, table: dict) -> None:
     axes.set_xscale("log")
     axes.set_xlabel("parameters (eq. 2)")
     axes.set_ylabel("test accuracy (%)")
-    axes.set_title("gene-scale: accuracy against parameters", fontsize=10)
+    axes.set_title(f"gene-scale: accuracy against parameters\n{_short_scale(table)}", fontsize=8)
     axes.legend(fontsize=8)
     axes.grid(True, alpha=0.3)
-    figure.text(0.01, 0.005, _short_scale(table), fontsize=6)
 
 
 def _short_scale(table: dict) -> str:
+    """The scale in a few words, for the plot: the data set's name, image size, train split, model, budget."""
     s, d = table["settings"], table["data"]
     height, width, channels = d["image_shape"]
-    return (f"{d['source'].split(';')[0] or d['path']}, {height}x{width}x{channels}, train {d['splits']['train']}; "
-            f"{s['arch']} w{s['width']}, T={s['time_steps']}, {s['epochs']} epochs, seeds {s['seeds']}")
+    name = (d["source"] or Path(d["path"]).name).split(";")[0].split(",")[0]
+    model = s["arch"] + (f" w{s['width']}" if s["width"] is not None else "")
+    return (f"{name}, {height}x{width}x{channels}, train {d['splits']['train']}; {model}, T={s['time_steps']}, "
+            f"{s['epochs']} epochs, {len(s['seeds'])} seeds")

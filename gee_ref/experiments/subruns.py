@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gee_ref.experiments.folder import add_wall_time, log_path, read_wall_times, run_folder
-from gee_ref.storage.json_file import read_json
 from gee_ref.runs.training_run import CHECKPOINT_NAME, LOG_NAME, OPTION_DEFAULTS, REPORT_NAME
+from gee_ref.storage.json_file import read_json
 from gee_ref.training.progress import duration
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
