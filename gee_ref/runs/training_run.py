@@ -45,7 +45,6 @@ says so.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -63,6 +62,7 @@ from gee_ref.runs.data import RunData, dataset_kind, describe
 from gee_ref.runs.folder import check_same_settings, claimed
 from gee_ref.storage import atomic
 from gee_ref.storage.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gee_ref.storage.json_file import json_line, write_json
 from gee_ref.training.loop import evaluate, train_steps
 from gee_ref.training.optimizer import make_optimizer
 from gee_ref.training.progress import Progress, duration
@@ -258,7 +258,7 @@ def check_resumable(saved: dict, config: dict, path, warn) -> None:
 
 def write_log(out: Path, history) -> None:
     """OUT/log.jsonl, one JSON line per finished epoch (rewritten whole, then renamed into place)."""
-    atomic.write_text(out / LOG_NAME, "".join(json.dumps(record) + "\n" for record in history))
+    atomic.write_text(out / LOG_NAME, "".join(json_line(record) for record in history), what="log")
 
 
 # ---------------------------------------------------------------------------- from dense (eq. 6-8)
@@ -430,5 +430,5 @@ def run_training(options: dict, data: RunData, out=None, resume: bool = False, p
                      memory, progress, on_divergence)
         report = run_report.final_report(config, model, test_loader, history, extra, memory)
         report["data_source"] = data.source
-        atomic.write_text(out / REPORT_NAME, json.dumps(report, indent=2) + "\n", what="report")
+        write_json(out / REPORT_NAME, report, what="report")
     return report, out / REPORT_NAME
