@@ -25,7 +25,9 @@ x [N, C_in, H, W], w [C_out, C_in, kh, kw]; stride and padding an int or a pair.
 individuals on the second axis of the activations, x [N, P, C_in, H, W] (or the same x
 [N, C_in, H, W] for all): every product above is then a ``matmul`` over P (``_t`` swaps the
 last two axes). ``gather`` is the im2col/col2im implementation (``gee_ref.ops.im2col``).
-No bias: in the networks of gee_ref a BatchNorm follows every convolution.
+``input_grad=False`` (the images at a network's first convolution, which need no gradient)
+skips dx: backward returns None in its place. No bias: in the networks of gee_ref a BatchNorm
+follows every convolution.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class Cache(NamedTuple):
     stride: object
     padding: object
     gather: object
+    input_grad: bool
 
 
 def _t(a):
@@ -96,19 +99,21 @@ def input_gradient(grad_rows, weight_rows, x_shape, kernel_size, stride=1, paddi
     return dx.sum(axis=1) if dx.ndim > len(x_shape) else dx
 
 
-def forward(x, w, stride=1, padding=0, gather=PLAIN):
+def forward(x, w, stride=1, padding=0, gather=PLAIN, input_grad=True):
     check_weight(x.shape, w.shape)
     kernel = tuple(w.shape[-2:])
     *_, out = conv_geometry(merged_shape(x.shape), kernel, stride, padding)
     weight = w.reshape(w.shape[:-3] + (-1,))
     y = rows_to_nchw(weight @ im2col(x, kernel, stride, padding, scratch=True, gather=gather), x.shape[0], out)
-    return y, Cache(x, weight, w.shape, stride, padding, gather)
+    return y, Cache(x, weight, w.shape, stride, padding, gather, bool(input_grad))
 
 
 def backward(grad, cache):
     kernel = tuple(cache.w_shape[-2:])
     grad_rows = nchw_to_rows(grad)
     dw = (grad_rows @ _t(im2col(cache.x, kernel, cache.stride, cache.padding, scratch=True, gather=cache.gather)))
-    dx = input_gradient(grad_rows, cache.weight, cache.x.shape, kernel, cache.stride, cache.padding,
-                        gather=cache.gather)
+    dx = None
+    if cache.input_grad:
+        dx = input_gradient(grad_rows, cache.weight, cache.x.shape, kernel, cache.stride, cache.padding,
+                            gather=cache.gather)
     return dx, dw.reshape(cache.w_shape)

@@ -27,6 +27,8 @@ A population (DESIGN.md section 2): encodings and G with a leading axis P, activ
 x [N, P, C_in, H, W] -> y [N, P, C_out, Ho, Wo] (or one x [N, C_in, H, W] read by every
 individual, e.g. the images at the first layer), each individual computing the lines above
 with its own numbers. ``gather`` is the im2col/col2im implementation (``gee_ref.ops.im2col``).
+``input_grad=False`` (a network's first convolution, on the images) skips dx: backward returns
+None in its place.
 """
 from __future__ import annotations
 
@@ -44,21 +46,25 @@ class Cache(NamedTuple):
     stride: object
     padding: object
     gather: object
+    input_grad: bool
 
 
-def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto", gather=PLAIN):
+def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto", gather=PLAIN, input_grad=True):
     kernel = as_pair(kernel_size, "kernel_size")
     *_, out = conv_geometry(merged_shape(x.shape), kernel, stride, padding)
     genetic_path.check_encodings(x_out, g, x_in, x.shape[-3] * kernel[0] * kernel[1])
     cols = im2col(x, kernel, stride, padding, scratch=True, gather=gather)
     y_rows, product_cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
-    return rows_to_nchw(y_rows, x.shape[0], out), Cache(product_cache, x, kernel, stride, padding, gather)
+    cache = Cache(product_cache, x, kernel, stride, padding, gather, bool(input_grad))
+    return rows_to_nchw(y_rows, x.shape[0], out), cache
 
 
 def backward(grad, cache):
     cols = im2col(cache.x, cache.kernel, cache.stride, cache.padding, scratch=True, gather=cache.gather)
     weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(nchw_to_rows(grad), cache.product,
                                                                                   cols)
-    dx = input_gradient(d_rows, weight_rows, cache.x.shape, cache.kernel, cache.stride, cache.padding,
-                        gather=cache.gather)
+    dx = None
+    if cache.input_grad:
+        dx = input_gradient(d_rows, weight_rows, cache.x.shape, cache.kernel, cache.stride, cache.padding,
+                            gather=cache.gather)
     return dx, dx_out, dg, dx_in
