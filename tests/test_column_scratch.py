@@ -101,3 +101,19 @@ def test_blocks_of_images_give_the_results_of_one_block(monkeypatch, op_name, pa
     blocked = [y_blocks] + list(back(upstream, cache_blocks))
     for a, b in zip(blocked, whole):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride_w=st.integers(1, 3),
+       padding=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
+def test_row_block_gather_equals_the_row_by_row_gather(n, c, h, w, kernel, stride_w, padding, seed):
+    """Short rows (stride 1 down the rows) are gathered as whole row blocks: the same columns."""
+    from gee_ref.ops import im2col as im2col_module
+    assume(h + 2 * padding[0] >= kernel[0] and w + 2 * padding[1] >= kernel[1])
+    x = np.random.default_rng(seed).standard_normal((c, n, h, w))
+    stride = (1, stride_w)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(im2col_module, "SHORT_ROWS", 0)  # every row gathered on its own
+        by_rows = channel_major_im2col(x, kernel, stride, padding)
+        patch.setattr(im2col_module, "SHORT_ROWS", 10 ** 6)
+        assert np.array_equal(channel_major_im2col(x, kernel, stride, padding, scratch=True), by_rows)

@@ -190,15 +190,50 @@ def channel_major_im2col(x_cnhw, kernel_size, stride=1, padding=0, scratch=False
     xp = backend.get_array_module(x_cnhw)
     c, n, h, w = x_cnhw.shape
     (kh, kw), step, (ph, pw), out = conv_geometry((n, c, h, w), kernel_size, stride, padding)
-    x_pad = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x_cnhw.dtype)
-    x_pad[:, :, ph:ph + h, pw:pw + w] = x_cnhw
     shape = (c, kh, kw, n) + out
     cols = column_scratch(xp, shape, x_cnhw.dtype) if scratch else xp.empty(shape, dtype=x_cnhw.dtype)
+    if step[0] == 1 and out[1] <= SHORT_ROWS:
+        _gather_row_blocks(x_cnhw, cols, step[1], (ph, pw))
+        return cols.reshape(c * kh * kw, n * out[0] * out[1])
+    x_pad = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x_cnhw.dtype)
+    x_pad[:, :, ph:ph + h, pw:pw + w] = x_cnhw
     for i in range(kh):
         for j in range(kw):
             rows, columns = _offset_slices(i, j, step, out)
             cols[:, i, j] = x_pad[:, :, rows, columns]
     return cols.reshape(c * kh * kw, n * out[0] * out[1])
+
+
+#: Output rows of at most this many values are gathered by ``_gather_row_blocks`` (stride 1 down
+#: the rows): a strided copy pays a fixed cost per row, which dominates for short rows (measured
+#: on 3x3 kernels: 1.3-2x faster for 16x16 down to 4x4 images, no gain for 32-wide rows).
+SHORT_ROWS = 16
+
+
+def _gather_row_blocks(x_cnhw, cols, step_w, padding):
+    """Fill cols [C, kh, kw, N, Ho, Wo] for a stride of 1 down the rows, copying whole row blocks.
+
+    For kernel column j, the input shifted sideways (output column q reads input column
+    step_w*q + j - pw, zero outside) and zero-padded above and below holds, for each image and
+    channel, the Ho rows that offset (i, j) reads as one contiguous block (rows i .. i+Ho-1): one
+    copy per image and channel instead of one per output row.
+    """
+    xp = backend.get_array_module(x_cnhw)
+    c, n, h, w = x_cnhw.shape
+    kw, (ho, wo) = cols.shape[2], cols.shape[4:]
+    ph, pw = padding
+    shifted = xp.zeros((c, n, h + 2 * ph, wo), dtype=x_cnhw.dtype)
+    inside = shifted[:, :, ph:ph + h]
+    for j in range(kw):
+        first = max(0, -((j - pw) // step_w))                    # first q that reads inside the image
+        last = min(wo, (w - 1 - j + pw) // step_w + 1)           # one past the last such q
+        inside[..., :first] = 0
+        inside[..., last:] = 0
+        if last > first:
+            start = step_w * first + j - pw
+            inside[..., first:last] = x_cnhw[..., start:start + step_w * (last - first - 1) + 1:step_w]
+        for i in range(cols.shape[1]):
+            cols[:, i, j] = shifted[:, :, i:i + ho]
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
