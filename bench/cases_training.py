@@ -202,6 +202,7 @@ def run_training_step(ctx) -> list:
     gee_ms = median(runs["gee_ref"])
     rows.append(make_row(ctx.device, "training", "training/floor at GEMM rate", config, gee=gee_ms,
                          reference_name="GEMM floor", reference=floor_ms,
+                         target=ratio_target("<= 1.5 x the GEMM floor", 1.5, ("cpu",)),
                          note=f"{flops / 1e9:.1f} GFLOP of the chosen paths (fwd {2 * macs['forward_macs'] / 1e9:.1f}, "
                               f"bwd {2 * macs['backward_macs'] / 1e9:.1f}); ratio = step / floor",
                          extra=macs))
