@@ -104,7 +104,7 @@ def test_blocks_of_images_give_the_results_of_one_block(monkeypatch, op_name, pa
 
 
 @given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
-       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)), stride_w=st.integers(1, 3),
+       kernel=st.tuples(st.integers(1, 7), st.integers(1, 7)), stride_w=st.integers(1, 3),
        padding=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
 def test_row_block_gather_equals_the_row_by_row_gather(n, c, h, w, kernel, stride_w, padding, seed):
     """Short rows (stride 1 down the rows) are gathered as whole row blocks: the same columns."""

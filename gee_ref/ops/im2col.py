@@ -225,8 +225,8 @@ def _gather_row_blocks(x_cnhw, cols, step_w, padding):
     shifted = xp.zeros((c, n, h + 2 * ph, wo), dtype=x_cnhw.dtype)
     inside = shifted[:, :, ph:ph + h]
     for j in range(kw):
-        first = max(0, -((j - pw) // step_w))                    # first q that reads inside the image
-        last = min(wo, (w - 1 - j + pw) // step_w + 1)           # one past the last such q
+        first = min(wo, max(0, -((j - pw) // step_w)))           # first q that reads inside the image
+        last = max(first, min(wo, (w - 1 - j + pw) // step_w + 1))  # one past the last such q
         inside[..., :first] = 0
         inside[..., last:] = 0
         if last > first:
