@@ -1,7 +1,7 @@
 """``python -m bench``: gee_ref's benchmarks, each beside its reference, in one process.
 
     python -m bench --device cpu|gpu [--quick | --smoke] [--only NAME[,NAME...]] [--threads K]
-                    [--warmup W] [--repeats R] [--out DIR]
+                    [--warmup W] [--repeats R] [--out DIR] [--label WORD]
 
 Every benchmark (``BENCHMARKS``) times gee_ref and its reference (PyTorch eager, pycma, or
 gee_ref's own one-by-one path) in the same process, so that every ratio compares two numbers
@@ -13,7 +13,7 @@ Sizes: full by default, ``--quick`` for minutes on a 2-core CPU, ``--smoke`` tin
 test suite; its numbers mean nothing). ``--threads K`` runs NumPy's BLAS and PyTorch on K
 threads (default: NumPy's own count, which PyTorch is then set to). ``--warmup`` and
 ``--repeats`` replace the size mode's counts (bench/gpu_first.sh: a short GPU visit). Results go to
-``DIR/<device>-<date>[-<size>][-<K>threads].json``
+``DIR/<device>-<date>[-<size>][-<K>threads][-<label>].json``
 (the whole record: device, versions, settings, every measurement with its runs), the same
 name with ``.md`` (the table, each target with its measured ratio and met/missed) and a copy
 ``DIR/latest-<device>.md``.
@@ -255,9 +255,10 @@ def versions() -> dict:
 # ------------------------------------------------------------------------- the benchmarks
 
 def _benchmarks():
-    from bench import cases_cmaes, cases_lif, cases_population, cases_training
+    from bench import cases_cmaes, cases_lif, cases_population, cases_small_nets, cases_training
     return {
         "training": cases_training.run_training_step,
+        "small": cases_small_nets.run_small_training,
         "memory": cases_training.run_peak_memory,
         "stack": cases_training.run_stack,
         "lif": cases_lif.run_lif,
@@ -266,7 +267,7 @@ def _benchmarks():
     }
 
 
-BENCHMARKS = ("training", "memory", "stack", "lif", "cmaes", "population")
+BENCHMARKS = ("training", "small", "memory", "stack", "lif", "cmaes", "population")
 
 
 def parse_only(text):
@@ -369,6 +370,8 @@ def write_results(record: dict, out_dir: Path) -> tuple:
     stem = f"{record['device']['kind']}-{record['created'][:10]}" + ("" if size == "full" else f"-{size}")
     if record["settings"]["threads"] is not None:
         stem += f"-{record['settings']['threads']}threads"
+    if record["settings"].get("label"):
+        stem += f"-{record['settings']['label']}"
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     json_path.write_text(json.dumps(record, indent=1) + "\n")
     md_path.write_text(markdown(record))
@@ -389,7 +392,15 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs of each side (default by size)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs of each side (default by size)")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="folder for the result files")
+    parser.add_argument("--label", default=None, type=_label,
+                        help="a word added to the result files' names (e.g. before, after)")
     return parser
+
+
+def _label(text):
+    if not text or not all(c.isalnum() or c in "-_" for c in text):
+        raise ValueError(f"--label must be letters, digits, '-' or '_', got {text!r}")
+    return text
 
 
 def main(argv=None):
@@ -407,7 +418,8 @@ def main(argv=None):
         "device": device_description(ctx),
         "versions": versions(),
         "settings": {"size": ctx.size, "quick": ctx.quick, "only": names, "warmup": ctx.warmup,
-                     "repeats": ctx.repeats, "threads": args.threads},
+                     "repeats": ctx.repeats, "threads": args.threads,
+                     "label": args.label, "host_allocator": backend.host_allocator},
         "load_average": {"before": load_before, "after": _load_average()},
         "results": rows,
         "missing": missing_figures(ctx, rows),

@@ -11,13 +11,18 @@ paper and DESIGN.md, with no custom kernels:
   (alpha=4) as its backward;
 * ``nn.BatchNorm2d`` runs on the merged [T*N, C, H, W] view;
 * ResNet-19 in the tdBN layout (stem conv3x3 128 + BN run once on the image, then repeated
-  T times; 3 x 128, 3 x 256 (s2), 2 x 512 (s2) basic blocks; GAP; FC 512-256, LIF, FC 256-10;
-  mean over T). The 3x3 convolutions are genetic, the 1x1 shortcuts and the FCs dense: the
-  scope gee_ref calls "convs".
+  T times; 3 x 128, 3 x 256 (s2), 2 x 512 (s2) basic blocks; GAP; FC 512-256 (no bias), BN,
+  LIF, FC 256-10; mean over T). The 3x3 convolutions are genetic, the 1x1 shortcuts and the
+  FCs dense: the scope gee_ref calls "convs";
+* the small nets of the experiments: ``GeneticResNet`` with resnet14's stages (stem w, 2 x
+  BasicBlock w, 2w (s2), 4w (s2), GAP, FC 4w -> classes; 1x1 conv-BN shortcuts where the shape
+  changes), and ``GeneticDigitsNet``, the digits layout (conv3x3 32 - BN - LIF, conv3x3 64 s2 -
+  BN - LIF, flatten, FC 128 - BN - LIF, FC classes, every layer genetic) on any image side.
 
 Modules register their parameters in forward order with the same shapes as gee_ref's
-``build_model("resnet19", genes=g)``, so ``copy_parameters_in_order`` can load a gee_ref model's
-parameters and the two forward passes can be compared number for number.
+``build_model(arch, genes=g)`` (resnet19, resnet14, digits), so ``copy_parameters_in_order``
+can load a gee_ref model's parameters and the two forward passes can be compared number for
+number.
 """
 from __future__ import annotations
 
@@ -114,33 +119,93 @@ class BasicBlock(nn.Module):
         return self.lif2(out + skip)
 
 
-class GeneticResNet19(nn.Module):
-    """Genetic ResNet-19 (tdBN layout), images [N, 3, 32, 32] -> logits [N, classes]."""
+class GeneticLinear(nn.Module):
+    """y = x @ W.T + b with W = X_out @ G @ X_in.T (eq. 1), G shared (held by the network)."""
 
-    def __init__(self, genes=100, time_steps=4, num_classes=10, in_channels=3):
+    def __init__(self, G, in_features, out_features, bias=True):
+        super().__init__()
+        genes = G.shape[0]
+        self.G = [G]
+        sigma = (2.0 / (in_features * genes)) ** 0.25 / math.sqrt(TRUNCATED_NORMAL_VARIANCE)
+        self.x_out = nn.Parameter(nn.init.trunc_normal_(torch.empty(out_features, genes), 0, sigma,
+                                                        -2 * sigma, 2 * sigma))
+        self.x_in = nn.Parameter(nn.init.trunc_normal_(torch.empty(in_features, genes), 0, sigma,
+                                                       -2 * sigma, 2 * sigma))
+        self.b = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.x_out @ self.G[0] @ self.x_in.T, self.b)
+
+
+class GeneticResNet(nn.Module):
+    """A genetic spiking ResNet (tdBN layout): stem conv3x3 + BN once per image, repeated T times,
+    LIF, stages of BasicBlocks ``(channels, blocks, stride)``, GAP, [FC - LIF]*, FC; images
+    [N, C, H, W] -> logits [N, classes]."""
+
+    def __init__(self, stages, stem_channels, genes, time_steps, fc_hidden=(), num_classes=10, in_channels=3):
         super().__init__()
         self.time_steps = time_steps
         self.G = nn.Parameter(torch.eye(genes))
-        self.stem_conv = GeneticConv2d(self.G, in_channels, 128, 3, 1, 1)
-        self.stem_bn = nn.BatchNorm2d(128)
+        self.stem_conv = GeneticConv2d(self.G, in_channels, stem_channels, 3, 1, 1)
+        self.stem_bn = nn.BatchNorm2d(stem_channels)
         layers = [LIF(time_steps)]
-        channels = 128
-        for out_channels, blocks, stride in ((128, 3, 1), (256, 3, 2), (512, 2, 2)):
+        channels = stem_channels
+        for out_channels, blocks, stride in stages:
             for b in range(blocks):
                 layers.append(BasicBlock(self.G, time_steps, channels, out_channels, stride if b == 0 else 1))
                 channels = out_channels
         self.body = nn.Sequential(*layers)
-        self.fc1 = nn.Linear(512, 256, bias=False)
-        self.fc_bn = nn.BatchNorm1d(256)
-        self.fc_lif = LIF(time_steps)
-        self.fc2 = nn.Linear(256, num_classes)
+        head = []
+        for width in fc_hidden:  # FC (no bias) - BN - LIF, as gee_ref's normalised head
+            head += [nn.Linear(channels, width, bias=False), nn.BatchNorm1d(width), LIF(time_steps)]
+            channels = width
+        self.head = nn.Sequential(*head, nn.Linear(channels, num_classes))
 
     def forward(self, images):
         t = self.time_steps
         x = self.stem_bn(self.stem_conv(images))  # before the first LIF: once per image
         x = x.unsqueeze(0).expand((t,) + tuple(x.shape)).flatten(0, 1)  # direct encoding, [T*N, ...]
-        x = self.body(x).mean(dim=(2, 3))
-        x = self.fc2(self.fc_lif(self.fc_bn(self.fc1(x))))
+        x = self.head(self.body(x).mean(dim=(2, 3)))
+        return x.reshape(t, -1, x.shape[-1]).mean(0)
+
+
+class GeneticResNet19(GeneticResNet):
+    """Genetic ResNet-19 (tdBN layout), images [N, 3, 32, 32] -> logits [N, classes]."""
+
+    def __init__(self, genes=100, time_steps=4, num_classes=10, in_channels=3):
+        super().__init__(((128, 3, 1), (256, 3, 2), (512, 2, 2)), 128, genes, time_steps, fc_hidden=(256,),
+                         num_classes=num_classes, in_channels=in_channels)
+
+
+class GeneticResNet14(GeneticResNet):
+    """The small residual net resnet14 of width w: stages w, 2w (s2), 4w (s2) of 2 blocks each."""
+
+    def __init__(self, width=16, genes=16, time_steps=4, num_classes=10, in_channels=3):
+        super().__init__(((width, 2, 1), (2 * width, 2, 2), (4 * width, 2, 2)), width, genes, time_steps,
+                         num_classes=num_classes, in_channels=in_channels)
+
+
+class GeneticDigitsNet(nn.Module):
+    """The digits layout, every layer genetic, images [N, C, S, S] -> logits [N, classes]."""
+
+    def __init__(self, genes=32, time_steps=2, image_size=32, in_channels=3, num_classes=10, channels=(32, 64),
+                 hidden=128):
+        super().__init__()
+        c1, c2 = channels
+        side = (image_size + 2 - 3) // 2 + 1
+        self.time_steps = time_steps
+        self.G = nn.Parameter(torch.eye(genes))
+        self.stem_conv = GeneticConv2d(self.G, in_channels, c1, 3, 1, 1)
+        self.stem_bn = nn.BatchNorm2d(c1)
+        self.body = nn.Sequential(
+            LIF(time_steps), GeneticConv2d(self.G, c1, c2, 3, 2, 1), nn.BatchNorm2d(c2), LIF(time_steps),
+            nn.Flatten(), GeneticLinear(self.G, c2 * side * side, hidden, bias=False), nn.BatchNorm1d(hidden),
+            LIF(time_steps), GeneticLinear(self.G, hidden, num_classes))
+
+    def forward(self, images):
+        t = self.time_steps
+        x = self.stem_bn(self.stem_conv(images))
+        x = self.body(x.unsqueeze(0).expand((t,) + tuple(x.shape)).flatten(0, 1))
         return x.reshape(t, -1, x.shape[-1]).mean(0)
 
 
@@ -156,6 +221,18 @@ class GeneticStack(nn.Module):
 
     def forward(self, x):
         return self.lif(self.bn(self.conv(x)))
+
+
+def torch_twin(arch, genes, time_steps, image_size=32, num_classes=10):
+    """The PyTorch model of gee_ref's ``build_model(arch, genes=genes, ...)`` on colour images
+    (resnet19, resnet14 at its default width 16, digits), freshly initialised."""
+    if arch == "resnet19":
+        return GeneticResNet19(genes=genes, time_steps=time_steps, num_classes=num_classes)
+    if arch == "resnet14":
+        return GeneticResNet14(genes=genes, time_steps=time_steps, num_classes=num_classes)
+    if arch == "digits":
+        return GeneticDigitsNet(genes=genes, time_steps=time_steps, image_size=image_size, num_classes=num_classes)
+    raise ValueError(f"no PyTorch twin of {arch!r}: expected resnet19, resnet14 or digits")
 
 
 def copy_parameters_in_order(torch_model, arrays):

@@ -157,3 +157,25 @@ def test_forward_matches_the_formulas_and_leaves_its_inputs_alone(dtype, rtol, t
         np.testing.assert_array_equal(rv, rv_before)
     if gamma is not None or beta is not None:
         assert not np.shares_memory(y, cache[0])
+
+
+@pytest.mark.parametrize("affine", ["gamma and beta", "gamma", "beta", "none"])
+@pytest.mark.parametrize("training", [True, False])
+def test_blocks_of_samples_change_no_bit(monkeypatch, affine, training):
+    """The elementwise lines run block by block of samples on the CPU: any blocks, the same numbers."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 3, 4, 5)).astype(np.float32)
+    upstream = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.standard_normal(3).astype(np.float32) if "gamma" in affine else None
+    beta = rng.standard_normal(3).astype(np.float32) if "beta" in affine else None
+
+    def run():
+        stats = (np.zeros(3, np.float32) + 0.1, np.ones(3, np.float32) * 1.5)
+        y, cache = batch_norm.forward(x, gamma, beta, *stats, training=training)
+        return (y, cache.x_hat) + tuple(g for g in batch_norm.backward(upstream, cache) if g is not None)
+
+    whole = run()
+    monkeypatch.setattr(batch_norm, "BLOCK", 7)  # one sample (60 values) a block
+    assert len(batch_norm.sample_blocks(np, x)) == 9
+    for blocked, one_block in zip(run(), whole):
+        assert np.array_equal(blocked, one_block)

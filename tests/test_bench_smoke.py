@@ -51,3 +51,21 @@ def test_warmup_and_repeats_replace_the_size_modes_counts(tmp_path):
     for bad in ({"warmup": -1}, {"repeats": 0}, {"repeats": 2.5}):
         with pytest.raises(ValueError, match="must be an integer"):
             run.Context("cpu", "smoke", **bad)
+
+
+def test_small_nets_rows_split_cpu_time_and_the_label_names_the_files(tmp_path):
+    assert run.main(["--device", "cpu", "--smoke", "--only", "small", "--label", "after",
+                     "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("cpu-*-smoke-after.json")
+    record = json.loads(path.read_text())
+    assert record["settings"]["label"] == "after" and record["settings"]["host_allocator"]
+    rows = record["results"]
+    assert [r["config"]["arch"] for r in rows] == ["digits", "resnet14"]
+    for row in rows:
+        gee = row["extra"]["gee_ref"]
+        assert gee["user_ms"] >= 0 and gee["sys_ms"] >= 0 and gee["images_per_s"] > 0
+        if row["reference"] is not None:  # torch installed: the twin ran the same step
+            assert numpy.isfinite(row["extra"]["max_abs_logit_difference"])
+            assert row["status"] in ("met", "missed")
+    with pytest.raises(ValueError, match="--label"):
+        run._label("before/after")

@@ -201,6 +201,40 @@ def test_genetic_conv2d_keeps_its_input_not_its_columns_for_backward(path):
     assert max(a.nbytes for a in cache.product if isinstance(a, np.ndarray)) < 9 * x.nbytes // 2
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("path", PATHS + ["dense"])
+def test_input_that_needs_no_gradient_gets_none_and_the_same_weight_gradients(path, stride):
+    """A first convolution's images need no dx: the op skips it (functional passes input_grad=False
+    for a Tensor without requires_grad); the weight gradients stay exactly the same."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 9, 9))
+    side = (9 + 2 * 1 - 3) // stride + 1  # 3x3 kernel, padding 1
+    grad = rng.standard_normal((2, 5, side, side))
+    if path == "dense":
+        w = rng.standard_normal((5, 3, 3, 3))
+        outputs = [conv2d_op.forward(x, w, stride=stride, padding=1, input_grad=flag) for flag in (True, False)]
+        grads = [conv2d_op.backward(grad, cache) for _, cache in outputs]
+    else:
+        x_out, g, x_in = rng.standard_normal((5, 4)), rng.standard_normal((4, 4)), rng.standard_normal((27, 4))
+        outputs = [genetic_conv2d_op.forward(x, x_out, g, x_in, 3, stride=stride, padding=1, path=path,
+                                             input_grad=flag) for flag in (True, False)]
+        grads = [genetic_conv2d_op.backward(grad, cache) for _, cache in outputs]
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    assert grads[0][0] is not None and grads[1][0] is None
+    for with_dx, without_dx in zip(grads[0][1:], grads[1][1:]):
+        assert np.array_equal(with_dx, without_dx)
+    images = autograd.Tensor(x)  # through the tape: no gradient asked for the images
+    if path == "dense":
+        weight = autograd.Tensor(w, requires_grad=True)
+        y = F.conv2d(images, weight, stride=stride, padding=1)
+    else:
+        weight = autograd.Tensor(x_in, requires_grad=True)
+        y = F.genetic_conv2d(images, x_out, g, weight, 3, stride=stride, padding=1, path=path)
+    assert y.creator.cache.input_grad is False
+    y.backward(grad)
+    assert images.grad is None and np.array_equal(weight.grad, grads[1][-1] if path != "dense" else grads[1][1])
+
+
 @pytest.mark.parametrize("genes, expected", [(2, "factored"), (40, "materialised")])
 def test_auto_path_runs_the_cheaper_path(genes, expected):
     rng = np.random.default_rng(0)

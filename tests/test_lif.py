@@ -264,3 +264,27 @@ def test_lif_gpu_matches_cpu(dtype, tol, name, soft):
     for c, g in zip(cpu, gpu):
         assert g.dtype == dtype
         assert gradcheck.relative_error(g, c) <= tol
+
+
+# --- blocks over the neurons (CPU) ----------------------------------------------------------
+
+@pytest.mark.parametrize("block", [1, 3, 7, 64])
+@pytest.mark.parametrize("layout", ["contiguous", "features first"])
+@pytest.mark.parametrize("soft, detach_reset", [(False, False), (True, False), (False, True)])
+def test_neuron_blocks_change_no_bit_and_keep_the_layout(monkeypatch, block, layout, soft, detach_reset):
+    rng = np.random.default_rng(block)
+    x = (rng.standard_normal((3, 5, 4, 2, 3)) * 2).astype(np.float32)
+    upstream = rng.standard_normal(x.shape).astype(np.float32)
+    if layout == "features first":  # e.g. a Linear layer's transposed product, [T, N, F] with F outermost
+        x = np.ascontiguousarray(x.reshape(3, 5, 24).transpose(2, 0, 1)).transpose(1, 2, 0)
+        upstream = upstream.reshape(x.shape)
+    params = dict(soft=soft, detach_reset=detach_reset, v_reset=-0.25)
+    whole_spikes, whole_cache = lif.forward(x, **params)
+    (whole_grad,) = lif.backward(upstream, whole_cache)
+    monkeypatch.setattr(lif, "BLOCK", block)
+    assert len(lif.neuron_blocks(np, x.reshape(x.shape[:2] + (-1,)).shape[1:])) > 1
+    spikes, cache = lif.forward(x, **params)
+    (grad,) = lif.backward(upstream, cache)
+    for blocked, whole in ((spikes, whole_spikes), (cache.h_seq, whole_cache.h_seq), (grad, whole_grad)):
+        assert np.array_equal(blocked, whole)
+        assert blocked.strides == whole.strides == x.strides  # the next product rounds the same

@@ -23,15 +23,21 @@ def _data(value):
     return value.data if isinstance(value, Tensor) else value
 
 
+def _requires_grad(value) -> bool:
+    """Whether the tape will want a gradient for this input (the images of a first layer do not)."""
+    return isinstance(value, Tensor) and value.requires_grad
+
+
 def conv2d(x, w, stride=1, padding=0):
     """2-D convolution (cross-correlation), x [N,C,H,W], w [C_out,C_in,kh,kw], via im2col."""
-    return apply(_conv2d, x, w, stride=stride, padding=padding, gather=dispatch.gather(_data(x)))
+    return apply(_conv2d, x, w, stride=stride, padding=padding, gather=dispatch.gather(_data(x)),
+                 input_grad=_requires_grad(x))
 
 
 def genetic_conv2d(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto"):
     """Convolution whose weight is W = x_out @ g @ x_in.T (paper eq. 1), [C_out, C_in*kh*kw]."""
     return apply(_genetic_conv2d, x, x_out, g, x_in, kernel_size=kernel_size, stride=stride,
-                 padding=padding, path=path, gather=dispatch.gather(_data(x)))
+                 padding=padding, path=path, gather=dispatch.gather(_data(x)), input_grad=_requires_grad(x))
 
 
 def linear(x, w, b=None):

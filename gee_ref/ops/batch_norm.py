@@ -22,7 +22,9 @@ Since sum(dx_hat) = gamma dbeta and sum(dx_hat x_hat) = gamma dgamma, the traini
     dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)
 
 which backward evaluates: the two per-channel sums once (``einsum``, no product array), then
-three passes over dy and x_hat. gamma or beta may be None (no affine scale or shift; the
+the elementwise lines block by block of samples (``sample_blocks``: on the CPU a block stays in
+the cache between the lines, so dy and x_hat are read once and dx written once; forward does the
+same for the scaling and the affine map). Elementwise lines give the same numbers in any blocks. gamma or beta may be None (no affine scale or shift; the
 sums are still those of dy and dy x_hat).
 
 A population (DESIGN.md section 2) normalises each individual's channels on their own: x
@@ -36,6 +38,19 @@ import math
 from typing import NamedTuple
 
 from gee_ref import backend
+
+
+#: Values per block of samples on the CPU (about 1 MiB of float32, as ``gee_ref.ops.lif.BLOCK``).
+BLOCK = 2 ** 18
+
+
+def sample_blocks(xp, x) -> list:
+    """Slices of x's first axis holding about ``BLOCK`` values each on the CPU; one slice on a GPU."""
+    rows = x.shape[0]
+    if xp.__name__ != "numpy" or rows == 0:
+        return [slice(0, rows)]
+    size = max(1, BLOCK // max(1, x.size // rows))
+    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
 class Cache(NamedTuple):
@@ -114,24 +129,33 @@ def forward(x, gamma, beta, running_mean=None, running_var=None, training=True,
         var = xp.asarray(running_var, dtype=x.dtype)
         x_hat = x - _per_channel(mean, x.ndim)
     inv_std = 1.0 / xp.sqrt(var + eps)
-    x_hat *= _per_channel(inv_std, x.ndim)  # x_hat = (x - mu) / sqrt(var + eps)
-    if gamma is None:
-        y = x_hat if beta is None else x_hat + _per_channel(beta, x.ndim)
-    else:
-        y = x_hat * _per_channel(gamma, x.ndim)  # gamma x_hat, a new array: backward keeps x_hat
-        if beta is not None:
-            y += _per_channel(beta, x.ndim)  # y = gamma x_hat + beta
+    scale, shift = _per_channel(inv_std, x.ndim), None if beta is None else _per_channel(beta, x.ndim)
+    y = x_hat if gamma is None and beta is None else xp.empty_like(x_hat)
+    for rows in sample_blocks(xp, x_hat):
+        block = x_hat[rows]
+        block *= scale  # x_hat = (x - mu) / sqrt(var + eps)
+        if gamma is not None:
+            xp.multiply(block, _per_channel(gamma, x.ndim), out=y[rows])  # gamma x_hat, apart: backward keeps x_hat
+            if shift is not None:
+                y[rows] += shift  # y = gamma x_hat + beta
+        elif shift is not None:
+            xp.add(block, shift, out=y[rows])
     return y, Cache(x_hat, inv_std, gamma, beta is not None, count, training)
 
 
 def backward(grad, cache):
     x_hat, inv_std, gamma, has_beta, count, training = cache
+    xp = backend.get_array_module(grad)
     ndim, units = x_hat.ndim, tuple(inv_std.shape)
     sum_grad = _unit_sums(grad, None, units)         # dbeta
     sum_grad_x_hat = _unit_sums(grad, x_hat, units)  # dgamma
     scale = inv_std if gamma is None else gamma * inv_std
-    grad_x = grad * _per_channel(scale, ndim)    # eval: dx = gamma dy / sqrt(var + eps)
-    if training:  # dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)
-        grad_x -= x_hat * _per_channel(scale * sum_grad_x_hat / count, ndim)
-        grad_x -= _per_channel(scale * sum_grad / count, ndim)
+    scale_x_hat = _per_channel(scale * sum_grad_x_hat / count, ndim)
+    shift = _per_channel(scale * sum_grad / count, ndim)
+    grad_x = xp.empty_like(grad)
+    for rows in sample_blocks(xp, grad):
+        block = xp.multiply(grad[rows], _per_channel(scale, ndim), out=grad_x[rows])  # eval: gamma dy / sqrt(var + eps)
+        if training:  # dx = gamma / sqrt(var + eps) * (dy - dbeta / n - x_hat dgamma / n)
+            block -= x_hat[rows] * scale_x_hat
+            block -= shift
     return grad_x, sum_grad_x_hat if gamma is not None else None, sum_grad if has_beta else None

@@ -18,7 +18,11 @@ Eq. 4-5 (backward), with dY the upstream gradient in the im2col row layout and d
 also counts both paths' MACs and picks the cheaper for ``path="auto"``).
 
 Only x is kept for backward; cols is recomputed there (in the reused scratch buffer of
-``gee_ref.ops.im2col``: each cols is used at once and dropped). For stride 1 the [C_in*kh*kw, N*Ho*Wo]
+``gee_ref.ops.im2col``: each cols is used at once and dropped). Forward runs block by block of
+images (``gee_ref.ops.im2col.image_blocks``: the columns of a block stay in the cache), the path
+chosen once for all columns; backward needs all columns at once for the encodings' gradients.
+A population whose individuals have their own inputs goes block by block of individuals as well
+(``individual_blocks``). For stride 1 the [C_in*kh*kw, N*Ho*Wo]
 dcols is never formed: dx is the correlation of dY (materialised; kernel W) or of
 dP = G.T @ X_out.T @ dY (factored; kernel X_in.T), either viewed [*, C_in, kh, kw] and flipped
 (``gee_ref.ops.conv2d.input_gradient``).
@@ -27,14 +31,18 @@ A population (DESIGN.md section 2): encodings and G with a leading axis P, activ
 x [N, P, C_in, H, W] -> y [N, P, C_out, Ho, Wo] (or one x [N, C_in, H, W] read by every
 individual, e.g. the images at the first layer), each individual computing the lines above
 with its own numbers. ``gather`` is the im2col/col2im implementation (``gee_ref.ops.im2col``).
+``input_grad=False`` (a network's first convolution, on the images) skips dx: backward returns
+None in its place.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from gee_ref import backend
 from gee_ref.ops import genetic_path
 from gee_ref.ops.conv2d import input_gradient
-from gee_ref.ops.im2col import PLAIN, as_pair, conv_geometry, im2col, merged_shape, nchw_to_rows, rows_to_nchw
+from gee_ref.ops.im2col import (PLAIN, as_pair, conv_geometry, im2col, image_blocks, individual_blocks, merged_shape,
+                                nchw_to_rows, rows_to_nchw)
 
 
 class Cache(NamedTuple):
@@ -44,21 +52,69 @@ class Cache(NamedTuple):
     stride: object
     padding: object
     gather: object
+    input_grad: bool
 
 
-def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto", gather=PLAIN):
+def forward(x, x_out, g, x_in, kernel_size, stride=1, padding=0, path="auto", gather=PLAIN, input_grad=True):
     kernel = as_pair(kernel_size, "kernel_size")
     *_, out = conv_geometry(merged_shape(x.shape), kernel, stride, padding)
-    genetic_path.check_encodings(x_out, g, x_in, x.shape[-3] * kernel[0] * kernel[1])
-    cols = im2col(x, kernel, stride, padding, scratch=True, gather=gather)
-    y_rows, product_cache = genetic_path.product_forward(cols, x_out, g, x_in, path)
-    return rows_to_nchw(y_rows, x.shape[0], out), Cache(product_cache, x, kernel, stride, padding, gather)
+    c_out, genes = genetic_path.check_encodings(x_out, g, x_in, x.shape[-3] * kernel[0] * kernel[1])
+    xp = backend.get_array_module(x)
+    images, positions = x.shape[0], out[0] * out[1]
+    path = genetic_path.choose_path(path, c_out, x_in.shape[-2], genes, images * positions)  # for all columns
+    y = xp.empty((images,) + x_out.shape[:-2] + (c_out,) + tuple(out), dtype=xp.result_type(x, x_out))
+    column_bytes = x_in.shape[-2] * positions * x.itemsize  # one individual's columns of one image
+    groups = []  # per block of individuals: the product caches of its image blocks
+    for people in individual_blocks(xp, x.shape[1] if x.ndim == 5 else None, column_bytes * images):
+        encodings = (x_out, g, x_in) if people is None else (x_out[people], g[people], x_in[people])
+        inputs = x if people is None else x[:, people]
+        count = 1 if people is None else people.stop - people.start
+        groups.append([])
+        for block in image_blocks(xp, images, positions, column_bytes * count):
+            cols = im2col(inputs[block], kernel, stride, padding, scratch=True, gather=gather)
+            y_rows, product_cache = genetic_path.product_forward(cols, *encodings, path)
+            y[(block,) if people is None else (block, people)] = rows_to_nchw(y_rows, block.stop - block.start, out)
+            groups[-1].append(product_cache)
+    product = _joined(xp, groups)._replace(x_out=x_out, g=g, x_in=x_in)
+    return y, Cache(product, x, kernel, stride, padding, gather, bool(input_grad))
+
+
+def _joined(xp, groups):
+    """One product cache for every individual and column: a factored path's P and Q joined along
+    the columns, then (as A and W of the materialised path) along the individuals."""
+    joined = []
+    for caches in groups:
+        first = caches[0]
+        if len(caches) > 1 and isinstance(first, genetic_path.Factored):
+            first = first._replace(p=xp.concatenate([c.p for c in caches], axis=-1),
+                                   q=xp.concatenate([c.q for c in caches], axis=-1))
+        joined.append(first)
+    if len(joined) == 1:
+        return joined[0]
+    return type(joined[0])(*(xp.concatenate(parts, axis=0) for parts in zip(*joined)))
 
 
 def backward(grad, cache):
-    cols = im2col(cache.x, cache.kernel, cache.stride, cache.padding, scratch=True, gather=cache.gather)
-    weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(nchw_to_rows(grad), cache.product,
-                                                                                  cols)
-    dx = input_gradient(d_rows, weight_rows, cache.x.shape, cache.kernel, cache.stride, cache.padding,
-                        gather=cache.gather)
-    return dx, dx_out, dg, dx_in
+    x, product = cache.x, cache.product
+    xp = backend.get_array_module(grad)
+    fan_in, positions = product.x_in.shape[-2], grad.shape[-2] * grad.shape[-1]
+    blocks = individual_blocks(xp, x.shape[1] if x.ndim == 5 else None, fan_in * positions * x.shape[0] * x.itemsize)
+    dx = xp.empty(x.shape, dtype=xp.result_type(x, grad)) if cache.input_grad and blocks[0] is not None else None
+    gradients = []
+    for people in blocks:
+        inputs = x if people is None else x[:, people]
+        own = product if people is None else type(product)(*(a[people] for a in product))
+        cols = im2col(inputs, cache.kernel, cache.stride, cache.padding, scratch=True, gather=cache.gather)
+        weight_rows, d_rows, dx_out, dg, dx_in = genetic_path.product_backward_parts(
+            nchw_to_rows(grad if people is None else grad[:, people]), own, cols)
+        gradients.append((dx_out, dg, dx_in))
+        if cache.input_grad:
+            dx_part = input_gradient(d_rows, weight_rows, inputs.shape, cache.kernel, cache.stride, cache.padding,
+                                     gather=cache.gather)
+            if people is None:
+                dx = dx_part
+            else:
+                dx[:, people] = dx_part
+    if len(gradients) == 1:
+        return (dx,) + gradients[0]
+    return (dx,) + tuple(xp.concatenate(parts, axis=0) for parts in zip(*gradients))

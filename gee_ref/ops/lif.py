@@ -21,6 +21,17 @@ Walking t from T down to 1, with dL/dV_T = 0:
 ``soft=True`` fires ``S_t = p(H_t - v_th)``, the surrogate's own primitive, instead
 of the Heaviside step: then the backward above is the exact gradient, which finite
 differences can check; the hard op shares the same backward code.
+
+Every neuron runs on its own, so on the CPU both passes walk the neurons in blocks of
+``BLOCK`` and run the whole time loop on one block before the next: the block's membrane,
+spikes and temporaries stay in the cache, and each large array ([T, N, ...]: the input, H,
+the spikes, the gradients) is read or written once. Unblocked, every line above is a pass
+over all neurons of a step, with temporaries larger than the cache (measured: the digits
+net on 32x32 images at batch 128 spent 44% of its step in LIF; in blocks its first LIF layer
+takes half the time, 50 against 90-98 ms forward and backward on one core). The
+lines are evaluated in the same order with the same roundings (``out=`` only chooses where
+a result goes), and the outputs keep the input's memory layout, so the numbers do not
+depend on the blocks. On a GPU one block holds every neuron.
 """
 from __future__ import annotations
 
@@ -28,6 +39,13 @@ from typing import NamedTuple
 
 from gee_ref import backend
 from gee_ref.ops import surrogate as surrogates
+
+
+#: Neurons per block on the CPU: 2^18, 1 MiB of float32 per array. Forward and backward keep
+#: about eight such arrays in flight, which stay in a 32 MiB L3 cache; smaller blocks pay
+#: NumPy's per-call overhead more often (measured on this project's 2-core EPYC: fastest of
+#: 2^12 to 2^20; at 2^13 slower than no blocks at all).
+BLOCK = 2 ** 18
 
 
 class Cache(NamedTuple):
@@ -42,9 +60,15 @@ class Cache(NamedTuple):
     soft: bool
 
 
-def charge(v_prev, x, tau, v_reset):
-    """H_t = V_{t-1} + (X_t - (V_{t-1} - v_reset)) / tau."""
-    return v_prev + (x - (v_prev - v_reset)) / tau
+def charge(v_prev, x, tau, v_reset, out=None):
+    """H_t = V_{t-1} + (X_t - (V_{t-1} - v_reset)) / tau (written to ``out`` when given)."""
+    if out is None:
+        return v_prev + (x - (v_prev - v_reset)) / tau
+    xp = backend.get_array_module(x)
+    xp.subtract(v_prev, v_reset, out=out)
+    xp.subtract(x, out, out=out)
+    xp.divide(out, tau, out=out)
+    return xp.add(v_prev, out, out=out)
 
 
 def fire(h, v_th, spike_function):
@@ -52,9 +76,15 @@ def fire(h, v_th, spike_function):
     return spike_function(h - v_th)
 
 
-def reset(h, s, v_reset):
-    """V_t = H_t (1 - S_t) + v_reset S_t (hard reset)."""
-    return h * (1.0 - s) + v_reset * s
+def reset(h, s, v_reset, out=None, scratch=None):
+    """V_t = H_t (1 - S_t) + v_reset S_t (hard reset); with ``out``, ``scratch`` is a same-shaped buffer."""
+    if out is None:
+        return h * (1.0 - s) + v_reset * s
+    xp = backend.get_array_module(h)
+    xp.subtract(1.0, s, out=out)
+    xp.multiply(h, out, out=out)
+    xp.multiply(v_reset, s, out=scratch)
+    return xp.add(out, scratch, out=out)
 
 
 def firing_function(surrogate, alpha, soft):
@@ -76,6 +106,23 @@ def checked_arguments(x_seq, tau, surrogate, alpha):
     return sg, alpha
 
 
+def neuron_blocks(xp, neurons):
+    """Index tuples into [N, F] (F: the neurons of one sample) that cover it in blocks of about
+    ``BLOCK`` neurons on the CPU (a few samples, or a part of one sample), in one block on a GPU."""
+    samples, features = neurons
+    if xp.__name__ != "numpy":
+        return [(slice(None), slice(None))]
+    if features >= BLOCK:
+        return [(n, slice(f, f + BLOCK)) for n in range(samples) for f in range(0, features, BLOCK)]
+    rows = BLOCK // max(features, 1)
+    return [(slice(n, n + rows), slice(None)) for n in range(0, samples, rows)]
+
+
+def _samples_by_neurons(a):
+    """[T, N, ...] as [T, N, F] (a view whenever the array allows; the layout is kept)."""
+    return a.reshape(a.shape[:2] + (-1,))
+
+
 def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=None,
             detach_reset=False, soft=False):
     """Spikes [T, N, ...] of a LIF layer driven by x_seq [T, N, ...].
@@ -85,14 +132,19 @@ def forward(x_seq, tau=2.0, v_th=1.0, v_reset=0.0, surrogate="sigmoid", alpha=No
     sg, alpha = checked_arguments(x_seq, tau, surrogate, alpha)
     xp = backend.get_array_module(x_seq)
     spike_function = firing_function(sg, alpha, soft)
-    h_seq = xp.empty_like(x_seq)
-    s_seq = xp.empty_like(x_seq)
-    v = xp.full_like(x_seq[0], v_reset)
-    for t in range(x_seq.shape[0]):
-        h_seq[t] = charge(v, x_seq[t], tau, v_reset)
-        s_seq[t] = fire(h_seq[t], v_th, spike_function)
-        v = reset(h_seq[t], s_seq[t], v_reset)
-    return s_seq, Cache(h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft)
+    x3 = _samples_by_neurons(x_seq)
+    h_seq = xp.empty_like(x3)  # the input's memory layout: it decides the rounding of the next product
+    s_seq = xp.empty_like(x3)
+    for block in neuron_blocks(xp, x3.shape[1:]):
+        v = xp.full_like(x3[(0,) + block], v_reset)
+        scratch = xp.empty_like(v)
+        for t in range(x3.shape[0]):
+            at = (t,) + block
+            h = charge(v, x3[at], tau, v_reset, out=h_seq[at])
+            s_seq[at] = fire(h, v_th, spike_function)
+            reset(h, s_seq[at], v_reset, out=v, scratch=scratch)
+    return s_seq.reshape(x_seq.shape), Cache(h_seq.reshape(x_seq.shape), tau, v_th, v_reset, sg, alpha,
+                                             detach_reset, soft)
 
 
 def backward(grad, cache):
@@ -100,15 +152,24 @@ def backward(grad, cache):
     h_seq, tau, v_th, v_reset, sg, alpha, detach_reset, soft = cache
     xp = backend.get_array_module(h_seq)
     spike_function = firing_function(sg, alpha, soft)
-    grad_x = xp.empty_like(h_seq)
-    grad_v = xp.zeros_like(h_seq[0])  # dL/dV_t arriving from step t+1
-    for t in reversed(range(h_seq.shape[0])):
-        h = h_seq[t]
-        s = fire(h, v_th, spike_function)
-        grad_s = grad[t]
-        if not detach_reset:
-            grad_s = grad_s + grad_v * (v_reset - h)
-        grad_h = grad_s * sg.derivative(h - v_th, alpha) + grad_v * (1.0 - s)
-        grad_x[t] = grad_h / tau
-        grad_v = grad_h * (1.0 - 1.0 / tau)
-    return (grad_x,)
+    h3, grad3 = _samples_by_neurons(h_seq), _samples_by_neurons(grad)
+    grad_x = xp.empty_like(h3)
+    for block in neuron_blocks(xp, h3.shape[1:]):
+        grad_v = xp.zeros_like(h3[(0,) + block])  # dL/dV_t arriving from step t+1
+        grad_s, grad_h = xp.empty_like(grad_v), xp.empty_like(grad_v)
+        for t in reversed(range(h3.shape[0])):
+            at = (t,) + block
+            h = h3[at]
+            s = fire(h, v_th, spike_function)
+            if detach_reset:
+                grad_s[...] = grad3[at]
+            else:  # dL/dS_t = g_t + dL/dV_t (v_reset - H_t)
+                xp.multiply(grad_v, xp.subtract(v_reset, h, out=grad_s), out=grad_s)
+                xp.add(grad3[at], grad_s, out=grad_s)
+            # dL/dH_t = dL/dS_t p'(H_t - v_th) + dL/dV_t (1 - S_t)
+            xp.multiply(grad_s, sg.derivative(h - v_th, alpha), out=grad_h)
+            xp.multiply(grad_v, xp.subtract(1.0, s, out=s), out=s)
+            xp.add(grad_h, s, out=grad_h)
+            xp.divide(grad_h, tau, out=grad_x[at])                 # dL/dX_t = dL/dH_t / tau
+            xp.multiply(grad_h, 1.0 - 1.0 / tau, out=grad_v)       # dL/dV_{t-1} = dL/dH_t (1 - 1/tau)
+    return (grad_x.reshape(h_seq.shape),)
