@@ -23,7 +23,7 @@ from gee_ref.evolution.fitness import SCALES, VARIANTS
 from gee_ref.evolution.genome import STARTS
 from gee_ref.evolution.selection import SELECT_MODES
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import MODEL_OPTIONS, Option
+from gee_ref.experiments.options import MODEL_OPTIONS, Option, choice
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.subruns import Program, SubRun, run_subruns
 from gee_ref.runs.ablation import TABLE_JSON, ablation_table, markdown_table
@@ -37,28 +37,19 @@ CLAIM = ("Table 4 / section 4.3: the evolved initial wiring beats the random mod
          "improve on the loss alone")
 
 
-def _choice(name, choices):
-    def parse(text):
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-        return text
-    parse.__name__ = name
-    return parse
-
-
 OPTIONS = MODEL_OPTIONS + (
     Option("genes", int, None, "g of the genetic net"),
-    Option("start", _choice("start", STARTS), None, "the search's start: paper or calibrated"),
+    Option("start", choice("start", STARTS), None, "the search's start: paper or calibrated"),
     Option("generations", int, None, "CMA-ES generations"),
     Option("popsize", int, None, "individuals per generation"),
     Option("eval_steps", int, None, "short-training updates per individual"),
     Option("eval_lr", float, None, "lr of the short training"),
     Option("val_fraction", float, None, "share of the training split held out to score individuals"),
     Option("draws", int, None, "draws of the encodings per individual (common to a generation)"),
-    Option("fitness_scale", _choice("fitness_scale", SCALES), None, "eq. 16 on standardised or raw terms"),
+    Option("fitness_scale", choice("fitness_scale", SCALES), None, "eq. 16 on standardised or raw terms"),
     Option("alpha", float, None, "weight of R_T in eq. 16"),
     Option("beta", float, None, "weight of R_S in eq. 16"),
-    Option("select", _choice("select", SELECT_MODES), None, "the final choice: reeval, mean or loss"),
+    Option("select", choice("select", SELECT_MODES), None, "the final choice: reeval, mean or loss"),
     Option("final_epochs", int, None, "epochs of the final training of each variant's genotype"),
     Option("final_steps_per_epoch", int, None, "cap the batches per epoch of the final training (quick runs)"),
 )

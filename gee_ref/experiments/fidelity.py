@@ -37,7 +37,7 @@ from gee_ref.evolution.fitness import SCALES, generation_fitness
 from gee_ref.evolution.genome import STARTS, save_genome, starting_genome
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, initial_stds
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import COMMON_OPTIONS, Option
+from gee_ref.experiments.options import COMMON_OPTIONS, Option, choice
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import bootstrap_interval, spearman
 from gee_ref.experiments.subruns import SubRun, run_subruns
@@ -58,26 +58,17 @@ TERMS = (("loss", -1.0, "L_cls (validation loss), lower preferred"),
          ("accuracy", 1.0, "short training's validation accuracy (not a term of eq. 16)"))
 
 
-def _choice(name, choices):
-    def parse(text):
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-        return text
-    parse.__name__ = name
-    return parse
-
-
 OPTIONS = COMMON_OPTIONS + (
     Option("genes", int, None, "g of the genetic net"),
     Option("individuals", int, None, "genotypes drawn around the start"),
-    Option("start", _choice("start", STARTS), None, "the start the genotypes are drawn around: paper or calibrated"),
+    Option("start", choice("start", STARTS), None, "the start the genotypes are drawn around: paper or calibrated"),
     Option("eval_steps", int, None, "short-training updates per genotype"),
     Option("eval_lr", float, None, "lr of the short training"),
     Option("val_fraction", float, None, "share of the training split held out for the short evaluation"),
     Option("draws", int, None, "draws of the encodings per short evaluation"),
     Option("sigma0_log_sigma", float, None, f"std of each log sigma_l around the start (default {SIGMA0_LOG_SIGMA})"),
     Option("sigma0_genes", float, None, f"std of each entry of G (default {SIGMA0_GENES_SCALE}/sqrt(g))"),
-    Option("fitness_scale", _choice("fitness_scale", SCALES), None, "eq. 16 on standardised or raw terms"),
+    Option("fitness_scale", choice("fitness_scale", SCALES), None, "eq. 16 on standardised or raw terms"),
     Option("alpha", float, None, "weight of R_T in eq. 16"),
     Option("beta", float, None, "weight of R_S in eq. 16"),
     Option("resamples", int, None, "bootstrap resamples of the rank correlations"),

@@ -51,6 +51,16 @@ def yes_no(text: str) -> bool:
     raise ValueError(f"expected yes or no, got {text!r}")
 
 
+def choice(name: str, choices) -> Callable:
+    """A parser that accepts one of ``choices`` (its ``__name__`` is the option's, for argparse's messages)."""
+    def parse(text):
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+    parse.__name__ = name
+    return parse
+
+
 def batches(text: str):
     """A number of batches, or 'all'."""
     return "all" if text == "all" else int(text)
