@@ -21,7 +21,8 @@ from gee_ref.cli.options import add_run_options, options_of, progress_mode
 from gee_ref.evolution.genome import STARTS, load_genome
 from gee_ref.runs.data import read_run_data
 from gee_ref.runs.report import format_report
-from gee_ref.runs.training_run import DEFAULT_ARCH, OPTIMIZER_DEFAULTS, OPTION_DEFAULTS, run_training
+from gee_ref.runs.training_run import (DEFAULT_ARCH, DIVERGENCE_CHOICES, OPTIMIZER_DEFAULTS, OPTION_DEFAULTS,
+                                      run_training)
 
 
 def batch_count(text: str):
@@ -64,6 +65,10 @@ def build_parser() -> ArgumentParser:
              "a report on a subset says so")
     add("--noise-ratio", dest="noise_ratio", type=float, default=OPTION_DEFAULTS["noise_ratio"],
         help="noise norm / input norm for the robustness test (paper section 4.2: 0.5)")
+    add("--on-divergence", dest="on_divergence", default="error", choices=DIVERGENCE_CHOICES,
+        help="a loss or gradient that turns NaN or infinite: 'error' ends the run with one line (the default); "
+             "'stop' ends the training there and reports the weights of the last finished epoch (or the "
+             "start's), the report saying so: a diverged run as a result, as in an experiment")
     return parser
 
 
@@ -73,7 +78,8 @@ def main(argv=None):
     genome = load_genome(args.genome) if args.genome else None
     data = read_run_data(args.data)
     report, path = run_training(options_of(args, OPTION_DEFAULTS), data, out=args.out, resume=args.resume,
-                                progress=progress_mode(args), say=print, genome=genome)
+                                progress=progress_mode(args), say=print, genome=genome,
+                                on_divergence=args.on_divergence)
     print(format_report(report, path))
     return 0
 

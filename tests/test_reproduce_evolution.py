@@ -74,6 +74,24 @@ def test_fidelity_correlates_each_term_with_the_full_trainings(tiny_digits, tmp_
     assert json.loads((out / "fidelity.json").read_text())["rows"] == table["rows"]
 
 
+def test_fidelity_records_full_trainings_that_diverge(tiny_digits, tmp_path, capsys):
+    """A full training that diverges (lr 1e6) is a result, tested with its start's weights, and
+    counted; the experiment goes on to its table (it stopped at the first such run before)."""
+    out = tmp_path / "fidelity"
+    options = ["fidelity", "--data", str(tiny_digits), "--out", str(out), "--arch", "digits", "--genes", "8",
+               "--batch-size", "16", "--time-steps", "2", "--individuals", "3", "--eval-steps", "2", "--epochs", "2",
+               "--steps-per-epoch", "3", "--lr", "1e6", "--resamples", "50", "--no-progress"]
+    assert reproduce.main(options) == 0
+    people = json.loads((out / "fidelity.json").read_text())["individuals"]
+    assert all(p["full_training_diverged"] for p in people)
+    assert all(0.0 <= p["test_accuracy"] <= 1.0 for p in people)
+    assert "--on-divergence stop" in people[0]["command"]
+    text = (out / "fidelity.md").read_text()
+    finite = sum(not p["nonfinite"] for p in people)
+    assert f"Of the {finite} others, {finite} diverged in full training" in text
+    capsys.readouterr()
+
+
 def test_fidelity_needs_one_seed(tiny_digits, tmp_path):
     with pytest.raises(ValueError, match="fidelity runs on one seed"):
         reproduce.main(["fidelity", "--data", str(tiny_digits), "--out", str(tmp_path / "f"), "--seeds", "2"])

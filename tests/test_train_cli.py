@@ -306,3 +306,9 @@ def test_a_diverging_run_can_stop_and_be_tested_as_it_was(tiny_digits, tmp_path,
     with pytest.raises(ValueError, match="became"):
         training_run.run_training(options, data, out=tmp_path / "error")
     capsys.readouterr()
+    flags = ["--data", str(tiny_digits), "--epochs", "2", "--batch-size", "16", "--steps-per-epoch", "3", "--genes",
+             "8", "--time-steps", "2", "--lr", "1e6", "--start", "paper", "--schedule", "constant", "--no-progress"]
+    assert train.main([*flags, "--out", str(tmp_path / "cli"), "--on-divergence", "stop"]) == 0
+    shown = capsys.readouterr().out
+    assert "training diverged in epoch 1: tested with the weights the start's" in shown
+    assert json.loads((tmp_path / "cli" / "report.json").read_text())["diverged"]["epoch"] == 1

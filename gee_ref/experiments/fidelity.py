@@ -11,12 +11,16 @@ close to the actual performance of each solution as possible within a limited ti
    minus the validation split, then L_cls and R_T on the validation split, R_S of its G), all on
    the common random numbers of one generation, and the eq. 16 fitness of the whole set
    (``gee_ref.evolution.fitness.generation_fitness``, generation 0);
-3. each is then trained fully and independently (a ``python -m gee_ref.train --genome`` sub-run,
-   its own encoding draw) and tested;
+3. each is then trained fully and independently (a ``python -m gee_ref.train --genome
+   --on-divergence stop`` sub-run, its own encoding draw) and tested: a full training that
+   diverges is tested with the weights of its last finished epoch (or its start) and counted;
 4. the table gives Spearman's rho of the final test accuracy with each term, signed so that a
    positive rho means the term ranks as the evolution uses it (lower L and F, higher R_T and R_S
    are preferred), with a percentile bootstrap 95% interval over the genotypes
-   (``statistics``); the short training's validation accuracy is given beside them.
+   (``statistics``); the short training's validation accuracy is given beside them. The rho
+   are over the genotypes whose short evaluation stayed finite; one that diverged there gets
+   no fitness (the evolution ranks it last), and the table says how many of those also
+   diverged, or trained, in full.
 
 The short evaluations run in this process, one after another (each saved in ``OUT/short/``, so
 a resumed experiment does not repeat them); the full trainings are sub-runs, ``jobs`` at once.
@@ -153,11 +157,13 @@ def run(context) -> dict:
         if not genome_path.exists():
             save_genome(genome_path, start.with_vector(vector), extra={"individual": i, "seed": s["seeds"][0]})
         subruns.append(SubRun(f"ind{i:03d}", f"ind{i:03d}", s["seeds"][0],
-                              {**common, "genes": s["genes"], "genome": str(genome_path), "seed": s["seeds"][0]}))
+                              {**common, "genes": s["genes"], "genome": str(genome_path), "seed": s["seeds"][0],
+                               "on_divergence": "stop"}))
     results = run_subruns(subruns, out, jobs=context.jobs, say=context.say, show_starts=context.progress != "off")
     individuals = [{"index": i, "loss": r["loss"], "r_t": r["r_t"], "r_s": r["r_s"], "fitness": f,
                     "accuracy": r["accuracy"], "nonfinite": r["nonfinite"], "short_seconds": r["seconds"],
                     **{k: results[sub.key][k] for k in ("test_accuracy", "train_seconds", "wall_seconds", "command")},
+                    "full_training_diverged": bool(results[sub.key].get("diverged")),
                     "folder": str(run_folder(out, sub.key))}
                    for i, (r, f, sub) in enumerate(zip(records, scores, subruns))]
     return {"rows": correlations(individuals, s["resamples"], s["seeds"][0]), "individuals": individuals,
@@ -189,7 +195,25 @@ def markdown(table: dict) -> str:
             + f"\nrho > 0: the term ranks the genotypes as their full training does, in the direction eq. 16 "
               f"uses it. Final test accuracy over the genotypes: {100 * min(accuracies):.2f}% to "
               f"{100 * max(accuracies):.2f}% (mean {100 * sum(accuracies) / len(accuracies):.2f}%).\n\n"
+            + divergence_line(table["individuals"]) + "\n\n"
             + f"Command: `{table['commands'][0]}`\n")
+
+
+def divergence_line(individuals: list) -> str:
+    """How the short evaluation's divergences (no fitness) match the full trainings'."""
+    def accuracy_range(group):
+        values = [100 * i["test_accuracy"] for i in group]
+        return f" (test accuracy {min(values):.2f}% to {max(values):.2f}%)" if values else ""
+    short = [i for i in individuals if i["nonfinite"]]
+    kept = [i for i in individuals if not i["nonfinite"]]
+    short_full = [i for i in short if i.get("full_training_diverged")]
+    kept_full = [i for i in kept if i.get("full_training_diverged")]
+    return (f"Divergence: {len(short)} of {len(individuals)} genotypes diverged in the short evaluation (no "
+            f"fitness; left out of the rho); {len(short_full)} of them diverged in full training as well"
+            f"{accuracy_range(short_full)}, {len(short) - len(short_full)} trained"
+            f"{accuracy_range([i for i in short if not i.get('full_training_diverged')])}. Of the {len(kept)} "
+            f"others, {len(kept_full)} diverged in full training{accuracy_range(kept_full)}; a diverged full "
+            f"training is tested with the weights of its last finished epoch (or its start).")
 
 
 def draw(figure, table: dict) -> None:

@@ -52,7 +52,7 @@ class Program(NamedTuple):
     resume_file: str | None  # in the run's folder once it has something to resume; None: the folder
 
 
-TRAIN = Program("gee_ref.train", OPTION_DEFAULTS, REPORT_NAME, CHECKPOINT_NAME)
+TRAIN = Program("gee_ref.train", {**OPTION_DEFAULTS, "on_divergence": "error"}, REPORT_NAME, CHECKPOINT_NAME)
 
 
 class SubRun(NamedTuple):
@@ -67,7 +67,7 @@ class SubRunFailed(ChildProcessError):
     """A sub-run's process ended with an error; the text is one line."""
 
 
-def command_arguments(options: dict, defaults: dict = OPTION_DEFAULTS) -> list:
+def command_arguments(options: dict, defaults: dict = TRAIN.defaults) -> list:
     """The command-line flags that give ``options`` (``defaults``: the command's options, by
     default ``python -m gee_ref.train``'s): ``--name-with-dashes value``; a True switch as
     ``--name``; a False one omitted, or ``--no-name`` where the default is "by dataset" (None);
@@ -219,6 +219,7 @@ def subrun_result(out: Path, subrun: SubRun) -> dict:
             "spikes_per_sample": float(report["spikes_per_sample"]),
             "energy_millijoules": float(report["energy"]["millijoules"]),
             "noise_accuracy": float(report["noise"]["accuracy"]),
+            "diverged": report.get("diverged"),
             "final_train_accuracy": last_epoch(folder).get("train_accuracy"),
             "command": shown_command(subrun, folder)}
 

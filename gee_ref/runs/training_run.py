@@ -87,6 +87,9 @@ OPTION_DEFAULTS = {"arch": None, "genes": None, "width": None, "start": "calibra
                    "optimizer": "sgd", "weight_decay": None, "schedule": "cosine", "warmup_epochs": 0,
                    "augment": None, "time_steps": None, "seed": 0, "val_fraction": 0.0, "steps_per_epoch": None,
                    "eval_batches": None, "report_batches": None, "noise_ratio": 0.5}
+# What a NaN or infinite loss does to a training (``train_epochs``): a one-line error, or the end
+# of the training with the last finite weights; how a run ends, not one of its settings.
+DIVERGENCE_CHOICES = ("error", "stop")
 # Settings a resumed run may change; every other one must equal the checkpoint's. The genome and
 # from-dense files may move (with the run folder, say): their contents are checked instead.
 RESUMABLE_CHANGES = ("epochs", "device", "tf32", "genome", "from_dense")
@@ -340,6 +343,8 @@ def train_epochs(config, out, model, optimizer, loaders, history, extra, memory,
     there, the weights of the last finished epoch (or of the start) are put back, and
     ``extra["diverged"]`` records when: a result, as a diverged run is in an experiment.
     """
+    if on_divergence not in DIVERGENCE_CHOICES:
+        raise ValueError(f"on_divergence must be one of {', '.join(DIVERGENCE_CHOICES)}, got {on_divergence!r}")
     if "diverged" in extra:
         return  # a run that diverged before, resumed: nothing more to train
     train_loader, eval_loader, eval_split = loaders
