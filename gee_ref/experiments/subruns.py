@@ -210,7 +210,11 @@ def subrun_result(out: Path, subrun: SubRun) -> dict:
     """What an experiment keeps of a finished training sub-run's report."""
     folder = run_folder(out, subrun.key)
     report = read_json(folder / REPORT_NAME)
-    return {"summary": f"test accuracy {report['test_accuracy']:.4f}, {report['parameters']['this_model']:,} parameters",
+    diverged = report.get("diverged")
+    summary = f"test accuracy {report['test_accuracy']:.4f}, {report['parameters']['this_model']:,} parameters"
+    if diverged:
+        summary += f" (training diverged in epoch {diverged['epoch']}: tested with the weights {diverged['weights']})"
+    return {"summary": summary,
             "key": subrun.key, "configuration": subrun.configuration, "seed": int(subrun.seed),
             "test_accuracy": float(report["test_accuracy"]), "test_samples": int(report["test_samples"]),
             "parameters": int(report["parameters"]["this_model"]), "epochs": int(report["epochs_done"]),
