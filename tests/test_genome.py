@@ -137,3 +137,12 @@ def test_describe_reads_back_an_applied_genome():
     numpy.testing.assert_allclose(described.sigmas, numpy.exp(vector[:start.num_layers]), rtol=1e-12)
     numpy.testing.assert_allclose(described.G, vector[start.num_layers:].reshape(3, 3), rtol=1e-6)  # float32 G
     assert described.layer_names == start.layer_names
+
+
+def test_a_file_of_another_format_names_the_format_it_found(tmp_path):
+    from gee_ref.storage.checkpoint import save_checkpoint
+
+    path = tmp_path / "not-a-genome.h5"
+    save_checkpoint(path, {"model": {"w": numpy.zeros(3)}}, {"format": "gee_ref-run-v2"})
+    with pytest.raises(GenomeError, match="its format is 'gee_ref-run-v2', a genome's is 'gee_ref-genome"):
+        load_genome(path)
