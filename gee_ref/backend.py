@@ -152,7 +152,7 @@ def set_tf32(enabled: bool) -> None:
     reference numbers of gee_ref are float32 and float64. Needs CuPy and a GPU of compute
     capability 8.0 or more (Ampere, Hopper); NumPy on the CPU has no TF32. CuPy applies the
     switch to its 2-D products (``dot``, ``matmul`` of matrices: every layer of a network); its
-    batched 3-D ``matmul`` (``gee_ref.evolution.population``'s stacked individuals) stays strict float32.
+    batched 3-D ``matmul`` (a population's stacked individuals, ``gee_ref.nn.population``) stays strict float32.
     """
     cupy = _import_cupy()
     if cupy is None:
