@@ -173,7 +173,7 @@ def markdown_table(table: dict) -> str:
                          f"{len(table['rows'][0]['seeds'])} seeds; those runs are tested with the weights of their "
                          f"last finished epoch (or of the start).")
         for variant, reranked, same in notes:
-            text = (f"- {variant}: its fitness ranked another individual first than L_cls alone in "
+            text = (f"- {variant}: its fitness picked a different best individual from the one L_cls alone picks in "
                     f"{reranked['best_differs_from_lowest_loss']} of {reranked['generations']} generations")
             if same is not None:
                 text += f"; its final genotype equals the baseline's in {sum(bool(x) for x in same)} of {len(same)} seeds"
