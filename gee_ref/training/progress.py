@@ -2,7 +2,7 @@
 
 Under nohup, in a CI log or piped to a file there is no terminal to redraw a bar on, so the
 loop prints a plain line on stderr instead: when a unit of work ends (an epoch, a generation)
-and, within a long unit, every ``every_seconds`` (default two minutes): where it is, its loss,
+and, within a long unit, every ``every_seconds`` (default ``LINE_EVERY_SECONDS``, two minutes): where it is, its loss,
 its rate and the time left at that rate. Three modes:
 
     "bar"    a tqdm bar (the default when stderr is a terminal)
@@ -17,6 +17,7 @@ import time
 from tqdm.auto import tqdm
 
 MODES = ("bar", "lines", "off")
+LINE_EVERY_SECONDS = 120.0  # in "lines" mode, a line within a long unit of work this often
 
 
 def default_mode(requested=None) -> str:
@@ -44,10 +45,10 @@ class Progress:
     """Progress of ``total`` units (batches, individuals) of one loop, in the given mode."""
 
     def __init__(self, total, description: str, unit: str = "batch", mode: str = "off",
-                 every_seconds: float = 120.0, stream=None):
+                 every_seconds: float | None = None, stream=None):
         self.total, self.description, self.unit = total, description, unit
         self.mode = default_mode(mode) if mode is not None else "off"
-        self.every_seconds = float(every_seconds)
+        self.every_seconds = float(LINE_EVERY_SECONDS if every_seconds is None else every_seconds)
         self.images = 0
         self.stream = sys.stderr if stream is None else stream
         self.done, self.started = 0, time.perf_counter()
