@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import gee_ref
+from bench.code_structure import cycles
 
 ROOT = Path(gee_ref.__file__).resolve().parent
 OPTIONAL_THIRD_PARTY = {"cupy", "cupyx", "dask", "distributed", "matplotlib", "torch", "sklearn"}
@@ -87,37 +88,6 @@ def test_the_library_never_imports_a_command():
     assert not wrong, wrong
 
 
-def _cycles(graph) -> list:
-    """The strongly connected components of more than one node (Tarjan's algorithm)."""
-    index, low, stack, on_stack, found = {}, {}, [], set(), []
-
-    def visit(node):
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in list(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
 @pytest.mark.parametrize("level", ["module", "package"])
 def test_no_import_cycle(level):
     graph = {}
@@ -125,7 +95,8 @@ def test_no_import_cycle(level):
         a, b = (source, target) if level == "module" else (unit(source), unit(target))
         if a != b and a and b:
             graph.setdefault(a, set()).add(b)
-    assert _cycles(graph) == []
+            graph.setdefault(b, set())
+    assert cycles(graph) == []
 
 
 def test_imports_are_at_the_top_but_for_optional_packages():
@@ -140,7 +111,7 @@ def test_imports_are_at_the_top_but_for_optional_packages():
 
 def test_the_checks_see_a_violation():
     """The walk itself: an import that runs up the layers, and a cycle, are found when present."""
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     known = modules()
     source = ROOT / "ops" / "add.py"
     found, _ = imports(source, known)

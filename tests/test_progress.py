@@ -6,17 +6,14 @@ import re
 import pytest
 
 from gee_ref import train
-from gee_ref.data import datasets
 from gee_ref.training import progress
 from gee_ref.training.progress import Progress, default_mode, duration
+from digits_files import write_digits_file
 
 
 @pytest.fixture(scope="module")
 def tiny_digits(tmp_path_factory):
-    splits, classes = datasets.digits_splits()
-    (x, y), (xt, yt) = splits["train"], splits["test"]
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return datasets.write_dataset(path, {"train": (x[:64], y[:64]), "test": (xt[:32], yt[:32])}, classes, "tiny")
+    return write_digits_file(tmp_path_factory.mktemp("data"), 64, 32)
 
 
 def test_durations_read_as_a_person_would_say_them():

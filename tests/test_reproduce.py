@@ -10,11 +10,11 @@ import pytest
 
 from gee_ref import reproduce, train
 from gee_ref.cli.options import options_of
-from gee_ref.data import datasets
 from gee_ref.experiments import subruns
 from gee_ref.experiments.folder import log_path
 from gee_ref.experiments.plots import MISSING_MATPLOTLIB
 from gee_ref.runs.training_run import OPTION_DEFAULTS
+from digits_files import write_digits_file
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--genes", "2,4", "--match-genes", "4", "--frozen-genes", "2", "--seeds", "2", "--epochs", "2",
@@ -25,11 +25,7 @@ CONFIGURATIONS = ["g2", "g4", "dense", "dense-w3", "g2-frozen"]  # vgg8 width 3 
 @pytest.fixture(scope="module")
 def tiny_digits(tmp_path_factory):
     """64 train and 32 test images of the 8x8 digits."""
-    splits, classes = datasets.digits_splits()
-    (x, y), (xt, yt) = splits["train"], splits["test"]
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return datasets.write_dataset(path, {"train": (x[:64], y[:64]), "test": (xt[:32], yt[:32])}, classes,
-                                  "UCI digits, first 64 / 32")
+    return write_digits_file(tmp_path_factory.mktemp("data"), 64, 32, "UCI digits, first 64 / 32")
 
 
 def reproduce_main(data, out, *extra):

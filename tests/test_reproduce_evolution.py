@@ -6,20 +6,17 @@ import math
 import pytest
 
 from gee_ref import reproduce
-from gee_ref.data import datasets
 from gee_ref.evolution.fitness import VARIANTS
 from gee_ref.evolution.genome import load_genome
 from gee_ref.experiments.statistics import spearman
+from digits_files import write_digits_file
 
 NET = ["--arch", "vgg8", "--width", "4", "--genes", "4", "--batch-size", "16", "--time-steps", "2"]
 
 
 @pytest.fixture(scope="module")
 def tiny_digits(tmp_path_factory):
-    splits, classes = datasets.digits_splits()
-    (x, y), (xt, yt) = splits["train"], splits["test"]
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return datasets.write_dataset(path, {"train": (x[:64], y[:64]), "test": (xt[:32], yt[:32])}, classes, "tiny")
+    return write_digits_file(tmp_path_factory.mktemp("data"), 64, 32)
 
 
 def test_ablation_table_pairs_every_variant_over_the_seeds(tiny_digits, tmp_path, capsys):

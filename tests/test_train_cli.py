@@ -15,6 +15,7 @@ from gee_ref.models import build_from_config
 from gee_ref.runs import training_run
 from gee_ref.data import datasets
 from gee_ref.storage.checkpoint import load_checkpoint
+from digits_files import write_digits_file
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--batch-size", "16", "--steps-per-epoch", "3", "--genes", "8", "--time-steps", "2", "--no-progress"]
@@ -24,10 +25,7 @@ FULL_EPOCHS = ["--steps-per-epoch", "6"]  # 96 training images in batches of 16:
 @pytest.fixture(scope="module")
 def tiny_digits(tmp_path_factory):
     """A small digits file: 96 train and 60 test images."""
-    splits, classes = datasets.digits_splits()
-    (x, y), (xt, yt) = splits["train"], splits["test"]
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    return datasets.write_dataset(path, {"train": (x[:96], y[:96]), "test": (xt[:60], yt[:60])}, classes, "test")
+    return write_digits_file(tmp_path_factory.mktemp("data"), 96, 60)
 
 
 def run(data, out, *extra):

@@ -23,7 +23,7 @@ from gee_ref.evolution.fitness import SCALES, VARIANTS
 from gee_ref.evolution.genome import STARTS
 from gee_ref.evolution.selection import SELECT_MODES
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import MODEL_OPTIONS, Option, choice
+from gee_ref.experiments.options import MODEL_OPTIONS, Option, choice, require_positive
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.subruns import Program, SubRun, run_subruns
 from gee_ref.runs.ablation import TABLE_JSON, ablation_table, markdown_table
@@ -62,10 +62,8 @@ EVOLVE_KEYS = tuple(name for name in (o.name for o in OPTIONS) if name not in ("
 
 
 def check(settings: dict, data: dict) -> None:
-    for name in ("generations", "popsize", "eval_steps", "draws", "final_epochs", "batch_size", "time_steps",
-                 "genes"):
-        if settings[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}")
+    require_positive(settings, ("generations", "popsize", "eval_steps", "draws", "final_epochs", "batch_size",
+                                "time_steps", "genes"))
 
 
 def scale(settings: dict) -> str:

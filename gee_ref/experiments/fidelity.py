@@ -41,7 +41,7 @@ from gee_ref.evolution.fitness import SCALES, generation_fitness
 from gee_ref.evolution.genome import STARTS, save_genome, starting_genome
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, initial_stds
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import COMMON_OPTIONS, Option, choice
+from gee_ref.experiments.options import COMMON_OPTIONS, Option, choice, require_positive
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import bootstrap_interval, spearman
 from gee_ref.experiments.subruns import SubRun, run_subruns
@@ -91,9 +91,7 @@ def check(settings: dict, data: dict) -> None:
         raise ValueError(f"fidelity runs on one seed (its genotypes and draws), got --seeds {settings['seeds']}")
     if settings["individuals"] < 3:
         raise ValueError(f"--individuals must be >= 3 for a rank correlation, got {settings['individuals']}")
-    for name in ("genes", "eval_steps", "draws", "epochs", "batch_size", "time_steps", "resamples"):
-        if settings[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}")
+    require_positive(settings, ("genes", "eval_steps", "draws", "epochs", "batch_size", "time_steps", "resamples"))
     if not 0.0 < settings["val_fraction"] < 1.0:
         raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {settings['val_fraction']}")
 

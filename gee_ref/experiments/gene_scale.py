@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list
+from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list, require_positive
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import paired_by_seed
 from gee_ref.experiments.subruns import SubRun, run_subruns
@@ -75,9 +75,7 @@ def check(settings: dict, data: dict) -> None:
         outside = sorted(set(settings[name]) - set(settings["genes"]))
         if outside:
             raise ValueError(f"--{name.replace('_', '-')}: {outside} not among --genes {settings['genes']}")
-    for name in ("epochs", "batch_size", "time_steps"):
-        if settings[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}")
+    require_positive(settings, ("epochs", "batch_size", "time_steps"))
 
 
 def scale(settings: dict) -> str:
