@@ -67,8 +67,8 @@ def build_parser() -> ArgumentParser:
         help="noise norm / input norm for the robustness test (paper section 4.2: 0.5)")
     add("--on-divergence", dest="on_divergence", default="error", choices=DIVERGENCE_CHOICES,
         help="a loss or gradient that turns NaN or infinite: 'error' ends the run with one line (the default); "
-             "'stop' ends the training there and reports the weights of the last finished epoch (or the "
-             "start's), the report saying so: a diverged run as a result, as in an experiment")
+             "'stop' ends the training there and reports the weights of the last finished epoch (or of the "
+             "start), the report saying so: a diverged run as a result, as in an experiment")
     return parser
 
 

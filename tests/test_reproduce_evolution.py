@@ -79,7 +79,7 @@ def test_fidelity_records_full_trainings_that_diverge(tiny_digits, tmp_path, cap
                "--batch-size", "16", "--time-steps", "2", "--individuals", "3", "--eval-steps", "2", "--epochs", "2",
                "--steps-per-epoch", "3", "--lr", "1e6", "--resamples", "50", "--no-progress"]
     assert reproduce.main(options) == 0
-    assert capsys.readouterr().out.count("(training diverged in epoch 1: tested with the weights the start's)") == 3
+    assert capsys.readouterr().out.count("(training diverged in epoch 1: tested with the weights of the start)") == 3
     people = json.loads((out / "fidelity.json").read_text())["individuals"]
     assert all(p["full_training_diverged"] for p in people)
     assert all(0.0 <= p["test_accuracy"] <= 1.0 for p in people)

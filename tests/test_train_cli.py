@@ -297,7 +297,7 @@ def test_a_diverging_run_can_stop_and_be_tested_as_it_was(tiny_digits, tmp_path,
     options = {"epochs": 2, "batch_size": 16, "steps_per_epoch": 3, "genes": 8, "time_steps": 2, "lr": 1e6,
                "start": "paper", "schedule": "constant"}
     report, path = training_run.run_training(options, data, out=tmp_path / "run", on_divergence="stop")
-    assert report["diverged"]["epoch"] == 1 and report["diverged"]["weights"] == "the start's"
+    assert report["diverged"]["epoch"] == 1 and report["diverged"]["weights"] == "of the start"
     assert report["epochs_done"] == 0 and 0.0 <= report["test_accuracy"] <= 1.0
     again, _ = training_run.run_training(options, data, out=tmp_path / "run", resume=True, on_divergence="stop")
     assert again["diverged"] == report["diverged"] and again["test_accuracy"] == report["test_accuracy"]
@@ -308,5 +308,5 @@ def test_a_diverging_run_can_stop_and_be_tested_as_it_was(tiny_digits, tmp_path,
              "8", "--time-steps", "2", "--lr", "1e6", "--start", "paper", "--schedule", "constant", "--no-progress"]
     assert train.main([*flags, "--out", str(tmp_path / "cli"), "--on-divergence", "stop"]) == 0
     shown = capsys.readouterr().out
-    assert "training diverged in epoch 1: tested with the weights the start's" in shown
+    assert "training diverged in epoch 1: tested with the weights of the start" in shown
     assert json.loads((tmp_path / "cli" / "report.json").read_text())["diverged"]["epoch"] == 1

@@ -364,7 +364,7 @@ def train_epochs(config, out, model, optimizer, loaders, history, extra, memory,
             if trained["nonfinite"] and on_divergence == "stop":
                 model.load_state_dict(last_finite)
                 extra["diverged"] = {"epoch": epoch + 1, "loss": _finite_or_none(trained["loss"]),
-                                     "weights": f"after epoch {epoch}" if epoch else "the start's"}
+                                     "weights": f"after epoch {epoch}" if epoch else "of the start"}
                 save_run(out, model, optimizer, {"config": config, "history": history, "extra": extra})
                 shown.write(f"epoch {epoch + 1}: the training loss or its gradient became {trained['loss']}: "
                             f"training stops, with the weights {extra['diverged']['weights']}")
