@@ -26,7 +26,9 @@ The short evaluations run in this process, one after another (each saved in ``OU
 a resumed experiment does not repeat them); the full trainings are sub-runs, ``jobs`` at once.
 The defaults (resnet14 width 16, g = 16, T = 2, the paper start, 48 genotypes, 50
 short-training steps, 2 epochs of full training) are a starting point for a CPU run, not a
-measured budget: time a few genotypes (``--individuals 4``) before choosing the scale.
+measured budget: time a few genotypes (``--individuals 4``) before choosing the scale. Measured
+(README, "Reproducing the paper"): vgg8 with 30 steps and 3 epochs on 10,000 16x16 images took
+7-25 s a short evaluation and 1.5-5 minutes a full training that did not diverge.
 """
 from __future__ import annotations
 
