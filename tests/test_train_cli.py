@@ -287,6 +287,7 @@ def test_the_paper_start_and_frozen_genes(tiny_digits, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.filterwarnings("ignore:(overflow|invalid value) encountered:RuntimeWarning")  # lr 1e6 on purpose
 def test_a_diverging_run_can_stop_and_be_tested_as_it_was(tiny_digits, tmp_path, capsys):
     """run_training(on_divergence="stop") (the evolution's final training): a loss that turns NaN
     stops the training, the last finite weights are tested, the report says so, and a resumed run
