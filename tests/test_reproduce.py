@@ -106,8 +106,12 @@ def test_an_interrupted_experiment_resumes_to_the_same_results(finished, tiny_di
     assert accuracies(out) == accuracies(finished)
     for key in done_before:
         assert log_path(out, key).read_text().count("# ") == 1  # started once only
-    commands = json.loads((out / "gene-scale.json").read_text())["commands"]
-    assert len(commands) == 2 and commands[1].endswith("--resume")
+    table = json.loads((out / "gene-scale.json").read_text())
+    assert len(table["commands"]) == 2 and table["commands"][1].endswith("--resume")
+    first, second = table["sessions"]  # the interrupted session has a start and no end
+    assert "finished" not in first and "wall_seconds" not in first
+    assert second["command"].endswith("--resume") and second["wall_seconds"] > 0
+    assert first["started"] <= second["started"] <= second["finished"]
 
 
 def test_resume_refuses_other_settings_and_a_missing_experiment(finished, tiny_digits, tmp_path):

@@ -15,7 +15,8 @@ An experiment is a module of this package with:
 holds OUT's lock, opens or resumes the folder (``folder.open_experiment``), calls ``run``, and
 writes ``OUT/<name>.json``, ``.md`` and ``.png`` (``tables.write_results``). Every JSON holds the
 experiment, the claim, the scale line, the settings, the data record, the command line of every
-session that ran it and the machine's CPU count and jobs, besides the experiment's own rows.
+session that ran it (with its start, end and wall time; a session cut short has no end) and the
+machine's CPU count and jobs, besides the experiment's own rows.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Callable, NamedTuple
 import numpy
 
 from gee_ref.experiments import ablation, fidelity, gene_scale
-from gee_ref.experiments.folder import FORMAT, open_experiment
+from gee_ref.experiments.folder import FORMAT, finish_session, open_experiment
 from gee_ref.experiments.options import resolve_settings
 from gee_ref.experiments.provenance import data_line, describe_data
 from gee_ref.experiments.subruns import child_threads
@@ -83,14 +84,14 @@ def run_experiment(name: str, given: dict, out, jobs: int = 1, resume: bool = Fa
     out = Path(out)
     started = time.perf_counter()
     with claimed(out):
-        record = open_experiment(out, name, settings, data, command, resume)
+        open_experiment(out, name, settings, data, command, resume)
         body = experiment.run(Context(out, settings, data, jobs, progress, say))
+        record = finish_session(out, time.perf_counter() - started)
         table = {"format": FORMAT, "experiment": name, "claim": experiment.CLAIM,
                  "scale": f"{data_line(data)}; {experiment.scale(settings)}", **body, "settings": settings, "data": data,
-                 "commands": record["commands"],
+                 "commands": record["commands"], "sessions": record["sessions"],
                  "environment": {"cpu_count": os.cpu_count(), "jobs": jobs, "threads_per_run": child_threads(jobs),
                                  "python": platform.python_version(), "numpy": numpy.__version__,
-                                 "machine": platform.machine()},
-                 "session_wall_seconds": time.perf_counter() - started}
+                                 "machine": platform.machine()}}
         written, note = write_results(out, name, table, experiment.markdown(table), experiment.draw)
     return table, written, note

@@ -228,5 +228,7 @@ def draw(figure, table: dict) -> None:
         rho = "-" if row["spearman"] is None else f"{row['spearman']:+.2f}"
         axes.set_title(f"{row['term']}: rho {rho}", fontsize=9)
         axes.set_xlabel(row["term"], fontsize=8)
+        if row["term"] == "loss":
+            axes.set_xscale("log")  # a diverging short training's loss is orders of magnitude above the rest
         axes.grid(True, alpha=0.3)
     panels[0].set_ylabel("full-training test accuracy (%)")

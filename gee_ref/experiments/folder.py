@@ -1,6 +1,7 @@
 """An experiment's output folder: its settings, its sub-runs, its results (no equation of the paper).
 
-    OUT/experiment.json      the experiment, its settings, its data, the command of each session
+    OUT/experiment.json      the experiment, its settings, its data, the command of each session,
+                             and each session's start, end and wall time (none for one cut short)
     OUT/runs/<key>/          one ordinary training run (``python -m gee_ref.train``) per sub-run
     OUT/logs/<key>.log       what that run printed (its epoch lines, its report, its error)
     OUT/wall_seconds.json    each sub-run's wall time, summed over the sessions that ran it
@@ -13,6 +14,7 @@ sub-runs are read back, unfinished ones continue from their last checkpoint.
 """
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 from gee_ref.runs.folder import check_same_settings
@@ -29,7 +31,9 @@ def open_experiment(out: Path, name: str, settings: dict, data: dict, command: s
     """Write (or, resuming, check and extend) ``OUT/experiment.json``; returns the record it holds:
     the settings, the data, and the command line of every session that ran the experiment."""
     path = out / SETTINGS_NAME
-    record = {"format": FORMAT, "experiment": name, "settings": settings, "data": data, "commands": [command]}
+    session = {"command": command, "started": _now()}
+    record = {"format": FORMAT, "experiment": name, "settings": settings, "data": data, "commands": [command],
+              "sessions": [session]}
     if path.exists():
         if not resume:
             raise ValueError(f"{out} already holds an experiment: continue it with --resume, or choose another --out")
@@ -41,12 +45,27 @@ def open_experiment(out: Path, name: str, settings: dict, data: dict, command: s
             raise ValueError(f"cannot resume {path}: its data file had SHA-256 {saved.get('data', {}).get('sha256')}, "
                              f"{data['path']} has {data['sha256']}")
         saved["commands"] = [*saved.get("commands", []), command]
+        saved["sessions"] = [*saved.get("sessions", []), session]
         write_json(path, saved)
         return saved
     if resume:
         raise FileNotFoundError(f"--resume: there is no experiment in {out} (no {SETTINGS_NAME})")
     write_json(path, record)
     return record
+
+
+def finish_session(out: Path, wall_seconds: float) -> dict:
+    """Record the end and wall time of this (the last) session in ``OUT/experiment.json``;
+    returns the record."""
+    path = out / SETTINGS_NAME
+    record = read_json(path)
+    record["sessions"][-1].update(finished=_now(), wall_seconds=float(wall_seconds))
+    write_json(path, record)
+    return record
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def run_folder(out: Path, key: str) -> Path:
