@@ -8,6 +8,7 @@ import pytest
 from gee_ref import reproduce
 from gee_ref.evolution.fitness import VARIANTS
 from gee_ref.evolution.genome import load_genome
+from gee_ref.experiments.fidelity import divergence_line
 from gee_ref.experiments.statistics import spearman
 from digits_files import write_digits_file
 
@@ -86,10 +87,26 @@ def test_fidelity_records_full_trainings_that_diverge(tiny_digits, tmp_path, cap
     assert "--on-divergence stop" in people[0]["command"]
     text = (out / "fidelity.md").read_text()
     finite = sum(not p["nonfinite"] for p in people)
-    assert f"Of the {finite} others, {finite} diverged in full training" in text
+    if finite == len(people):
+        assert f"none of the {finite} genotypes diverged in the short evaluation; {finite} diverged in full" in text
+    else:
+        assert f"Of the {finite} others, {finite} diverged in full training" in text
     capsys.readouterr()
 
 
 def test_fidelity_needs_one_seed(tiny_digits, tmp_path):
     with pytest.raises(ValueError, match="fidelity runs on one seed"):
         reproduce.main(["fidelity", "--data", str(tiny_digits), "--out", str(tmp_path / "f"), "--seeds", "2"])
+
+
+def test_the_divergence_line_counts_short_and_full_divergences():
+    def genotype(short_nonfinite, full_diverged, accuracy):
+        return {"nonfinite": short_nonfinite, "full_training_diverged": full_diverged, "test_accuracy": accuracy}
+    calm = [genotype(False, False, 0.3), genotype(False, False, 0.25)]
+    assert divergence_line(calm) == ("Divergence: none of the 2 genotypes diverged in the short evaluation; "
+                                     "0 diverged in full training.")
+    mixed = [genotype(True, True, 0.1), genotype(False, True, 0.09), genotype(False, False, 0.3)]
+    line = divergence_line(mixed)
+    assert line.startswith("Divergence: 1 of 3 genotypes diverged in the short evaluation")
+    assert "1 of them diverged in full training as well (test accuracy 10.00% to 10.00%), 0 trained" in line
+    assert "Of the 2 others, 1 diverged in full training (test accuracy 9.00% to 9.00%)" in line

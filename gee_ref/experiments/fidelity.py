@@ -209,6 +209,11 @@ def divergence_line(individuals: list) -> str:
     kept = [i for i in individuals if not i["nonfinite"]]
     short_full = [i for i in short if i.get("full_training_diverged")]
     kept_full = [i for i in kept if i.get("full_training_diverged")]
+    if not short:
+        return (f"Divergence: none of the {len(individuals)} genotypes diverged in the short evaluation; "
+                f"{len(kept_full)} diverged in full training{accuracy_range(kept_full)}"
+                + ("; a diverged full training is tested with the weights of its last finished epoch (or its "
+                   "start)." if kept_full else "."))
     return (f"Divergence: {len(short)} of {len(individuals)} genotypes diverged in the short evaluation (no "
             f"fitness; left out of the rho); {len(short_full)} of them diverged in full training as well"
             f"{accuracy_range(short_full)}, {len(short) - len(short_full)} trained"
@@ -228,7 +233,8 @@ def draw(figure, table: dict) -> None:
         rho = "-" if row["spearman"] is None else f"{row['spearman']:+.2f}"
         axes.set_title(f"{row['term']}: rho {rho}", fontsize=9)
         axes.set_xlabel(row["term"], fontsize=8)
-        if row["term"] == "loss":
-            axes.set_xscale("log")  # a diverging short training's loss is orders of magnitude above the rest
+        losses = [i["loss"] for i in people]
+        if row["term"] == "loss" and losses and max(losses) > 100 * min(losses):
+            axes.set_xscale("log")  # a short training that blew up has a loss orders of magnitude above the rest
         axes.grid(True, alpha=0.3)
     panels[0].set_ylabel("full-training test accuracy (%)")
