@@ -25,10 +25,11 @@ from gee_ref.evolution.fitness import SCALES, VARIANTS
 from gee_ref.evolution.genome import STARTS
 from gee_ref.evolution.selection import SELECT_MODES
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import MODEL_OPTIONS, Option, choice, require_positive
+from gee_ref.experiments.options import MODEL_OPTIONS, Option, choice
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.subruns import Program, SubRun, run_subruns
 from gee_ref.runs.ablation import TABLE_JSON, ablation_table, markdown_table
+from gee_ref.runs.checks import require_at_least
 from gee_ref.runs.evolution_run import CONFIG_NAME, OPTION_DEFAULTS, SUMMARY_NAME
 from gee_ref.storage.json_file import read_json
 
@@ -64,7 +65,7 @@ EVOLVE_KEYS = tuple(name for name in (o.name for o in OPTIONS) if name not in ("
 
 
 def check(settings: dict, data: dict) -> None:
-    require_positive(settings, ("generations", "popsize", "eval_steps", "draws", "final_epochs", "batch_size",
+    require_at_least(settings, ("generations", "popsize", "eval_steps", "draws", "final_epochs", "batch_size",
                                 "time_steps", "genes"))
 
 

@@ -44,12 +44,13 @@ from gee_ref.evolution.fitness import SCALES, generation_fitness
 from gee_ref.evolution.genome import STARTS, save_genome, starting_genome
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, initial_stds
 from gee_ref.experiments.folder import run_folder
-from gee_ref.experiments.options import COMMON_OPTIONS, Option, choice, require_positive
+from gee_ref.experiments.options import COMMON_OPTIONS, Option, choice
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import bootstrap_interval, spearman
 from gee_ref.experiments.subruns import SubRun, run_subruns
 from gee_ref.experiments.tables import markdown_table
 from gee_ref.models import build_from_config
+from gee_ref.runs.checks import require_at_least
 from gee_ref.runs.evolution_run import SIGMA0_GENES_SCALE, SIGMA0_LOG_SIGMA
 from gee_ref.storage.json_file import read_json, write_json
 
@@ -94,7 +95,7 @@ def check(settings: dict, data: dict) -> None:
         raise ValueError(f"fidelity runs on one seed (its genotypes and draws), got --seeds {settings['seeds']}")
     if settings["individuals"] < 3:
         raise ValueError(f"--individuals must be >= 3 for a rank correlation, got {settings['individuals']}")
-    require_positive(settings, ("genes", "eval_steps", "draws", "epochs", "batch_size", "time_steps", "resamples"))
+    require_at_least(settings, ("genes", "eval_steps", "draws", "epochs", "batch_size", "time_steps", "resamples"))
     if not 0.0 < settings["val_fraction"] < 1.0:
         raise ValueError(f"--val-fraction must lie strictly between 0 and 1, got {settings['val_fraction']}")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list, require_positive
+from gee_ref.experiments.options import COMMON_OPTIONS, Option, int_list
 from gee_ref.experiments.provenance import epochs_text, model_line
 from gee_ref.experiments.statistics import paired_by_seed
 from gee_ref.experiments.subruns import SubRun, run_subruns
@@ -35,6 +35,7 @@ from gee_ref.experiments.tables import markdown_table, mean_pm_sd, percent, sign
 from gee_ref.measure.parameters import count_parameters
 from gee_ref.measure.statistics import mean_and_sd
 from gee_ref.models import ARCHITECTURES, build_model
+from gee_ref.runs.checks import require_at_least
 
 NAME = "gene-scale"
 SUMMARY = "accuracy against parameters: genetic nets at several g, the dense twin, narrowed dense nets, G frozen at I"
@@ -75,7 +76,7 @@ def check(settings: dict, data: dict) -> None:
         outside = sorted(set(settings[name]) - set(settings["genes"]))
         if outside:
             raise ValueError(f"--{name.replace('_', '-')}: {outside} not among --genes {settings['genes']}")
-    require_positive(settings, ("epochs", "batch_size", "time_steps"))
+    require_at_least(settings, ("epochs", "batch_size", "time_steps"))
 
 
 def scale(settings: dict) -> str:

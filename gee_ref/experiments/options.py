@@ -61,13 +61,6 @@ def choice(name: str, choices) -> Callable:
     return parse
 
 
-def require_positive(settings: dict, names) -> None:
-    """A ValueError naming the first option of ``names`` set below 1."""
-    for name in names:
-        if settings[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {settings[name]}")
-
-
 def batches(text: str):
     """A number of batches, or 'all'."""
     return "all" if text == "all" else int(text)

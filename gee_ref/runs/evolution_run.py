@@ -38,6 +38,7 @@ from gee_ref.evolution.genome import STARTS
 from gee_ref.evolution.selection import SELECT_MODES
 from gee_ref.evolution.search import AUTO_DIAGONAL_ABOVE, BEST_GENOME_NAME, LOG_NAME, Evolution, read_log
 from gee_ref.models import ARCHITECTURES
+from gee_ref.runs.checks import require_at_least
 from gee_ref.runs.data import RunData, dataset_kind
 from gee_ref.runs.folder import check_same_settings, claimed
 from gee_ref.runs.report import format_report
@@ -137,14 +138,9 @@ def check_config(c: dict, data: RunData) -> None:
                          f"(vgg8, resnet14); got {c['width']} for {c['arch']}")
     if c["popsize"] != 0 and c["popsize"] < 2:
         raise ValueError(f"--popsize must be >= 2 (or 0 for the CMA-ES default), got {c['popsize']}")
-    if c["generations"] < 1:
-        raise ValueError(f"--generations must be >= 1, got {c['generations']}")
-    for name in ("eval_steps", "eval_epochs", "final_steps_per_epoch"):
-        if c[name] is not None and c[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {c[name]}")
-    for name in ("batch_size", "time_steps", "final_epochs", "draws", "reeval_draws"):
-        if c[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {c[name]}")
+    require_at_least(c, ("generations",))
+    require_at_least(c, ("eval_steps", "eval_epochs", "final_steps_per_epoch"), unset_allowed=True)
+    require_at_least(c, ("batch_size", "time_steps", "final_epochs", "draws", "reeval_draws"))
     for name in ("eval_lr", "sigma0_log_sigma", "sigma0_genes"):
         if not (math.isfinite(c[name]) and c[name] > 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number, got {c[name]}")

@@ -58,6 +58,7 @@ from gee_ref.measure.memory import PeakMemory
 from gee_ref.models import ARCHITECTURES, build_from_config
 from gee_ref.optim import CosineSchedule
 from gee_ref.runs import report as run_report
+from gee_ref.runs.checks import require_at_least
 from gee_ref.runs.data import RunData, dataset_kind, describe
 from gee_ref.runs.folder import check_same_settings, claimed
 from gee_ref.storage import atomic
@@ -166,18 +167,16 @@ def resolve_config(options: dict, data: RunData, genome=None) -> dict:
 
 def check_config(c) -> None:
     """ValueError, one line naming the option, for a setting that cannot run."""
-    for name in ("epochs", "batch_size", "time_steps"):
-        if c[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {c[name]}")
+    require_at_least(c, ("epochs", "batch_size", "time_steps"))
     if c["genes"] <= 0:
         raise ValueError(f"--genes must be a positive integer, got {c['genes']}")
     if c["width"] is not None and c["width"] < 1:
         raise ValueError(f"--width must be a positive integer, got {c['width']}")
     if c["width"] is not None and ARCHITECTURES[c["arch"]].width is None:
         raise ValueError(f"--width: {c['arch']} has no width option (vgg8 and resnet14 have one)")
-    for name, least in (("steps_per_epoch", 1), ("eval_batches", 0), ("report_batches", 1)):
-        if c[name] is not None and c[name] < least:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {least}, got {c[name]}")
+    require_at_least(c, ("steps_per_epoch",), unset_allowed=True)
+    require_at_least(c, ("eval_batches",), least=0, unset_allowed=True)
+    require_at_least(c, ("report_batches",), unset_allowed=True)
     if not (math.isfinite(c["lr"]) and c["lr"] > 0):
         raise ValueError(f"--lr must be a positive number, got {c['lr']}")
     if not (math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0):
