@@ -119,6 +119,16 @@ def to_device(array, device: str):
     return xp.asarray(array)
 
 
+def cpu_blocks(xp, length: int, size: int) -> list:
+    """Slices of ``range(length)`` of ``size`` each (at least 1) on the CPU, where the ops walk
+    their arrays in cache-sized blocks; one slice of everything on a GPU, whose memory is not a
+    cache. The ops choose ``size``; the rule for the device is here."""
+    if xp.__name__ != "numpy":
+        return [slice(0, length)]
+    size = max(1, size)
+    return [slice(start, min(start + size, length)) for start in range(0, length, size)]
+
+
 def derive_seed(*keys) -> int:
     """A 63-bit seed from a tuple of keys, e.g. (run seed, generation, index).
 

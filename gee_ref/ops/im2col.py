@@ -132,10 +132,8 @@ def image_blocks(xp, images: int, positions: int, column_bytes_per_image: int) -
     """Slices of the image axis whose columns take about ``COLUMN_BLOCK_BYTES`` each, and at least
     ``MIN_BLOCK_COLUMNS`` columns (``positions`` per image), on the CPU; one slice of every image
     on a GPU, whose memory is not a cache."""
-    if xp.__name__ != "numpy":
-        return [slice(0, images)]
-    size = max(COLUMN_BLOCK_BYTES // max(column_bytes_per_image, 1), -(-MIN_BLOCK_COLUMNS // max(positions, 1)), 1)
-    return [slice(start, min(start + size, images)) for start in range(0, images, size)]
+    size = max(COLUMN_BLOCK_BYTES // max(column_bytes_per_image, 1), -(-MIN_BLOCK_COLUMNS // max(positions, 1)))
+    return backend.cpu_blocks(xp, images, size)
 
 
 def individual_blocks(xp, individuals, bytes_per_individual: int) -> list:
@@ -145,10 +143,7 @@ def individual_blocks(xp, individuals, bytes_per_individual: int) -> list:
     such axis (one network, or a population reading one shared input)."""
     if individuals is None:
         return [None]
-    if xp.__name__ != "numpy":
-        return [slice(0, individuals)]
-    size = max(1, COLUMN_BLOCK_BYTES // max(bytes_per_individual, 1))
-    return [slice(start, min(start + size, individuals)) for start in range(0, individuals, size)]
+    return backend.cpu_blocks(xp, individuals, COLUMN_BLOCK_BYTES // max(bytes_per_individual, 1))
 
 
 #: The plain gather: this module (``channel_major_im2col``, ``col2im``).
