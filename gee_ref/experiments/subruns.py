@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gee_ref.experiments.folder import add_wall_time, log_path, read_wall_times, run_folder
+from gee_ref.runs.report import diverged_text
 from gee_ref.runs.training_run import CHECKPOINT_NAME, LOG_NAME, OPTION_DEFAULTS, REPORT_NAME
 from gee_ref.storage.json_file import read_json
 from gee_ref.training.progress import duration
@@ -213,7 +214,7 @@ def subrun_result(out: Path, subrun: SubRun) -> dict:
     diverged = report.get("diverged")
     summary = f"test accuracy {report['test_accuracy']:.4f}, {report['parameters']['this_model']:,} parameters"
     if diverged:
-        summary += f" (training diverged in epoch {diverged['epoch']}: tested with the weights {diverged['weights']})"
+        summary += f" ({diverged_text(diverged)})"
     return {"summary": summary,
             "key": subrun.key, "configuration": subrun.configuration, "seed": int(subrun.seed),
             "test_accuracy": float(report["test_accuracy"]), "test_samples": int(report["test_samples"]),

@@ -61,6 +61,12 @@ def final_report(config, model, test_loader, history, extra, memory) -> dict:
             "peak_memory": memory.report(), **extra}
 
 
+def diverged_text(diverged: dict) -> str:
+    """'training diverged in epoch 2: tested with the weights after epoch 1', of a report's
+    ``diverged`` record (``gee_ref.runs.training_run.train_epochs``)."""
+    return f"training diverged in epoch {diverged['epoch']}: tested with the weights {diverged['weights']}"
+
+
 def format_report(report, path) -> str:
     """The report as the lines ``python -m gee_ref.train`` prints."""
     p, memory = report["parameters"], report["peak_memory"]
@@ -81,8 +87,7 @@ def format_report(report, path) -> str:
         f"report             {path}",
     ]
     if report.get("diverged"):
-        d = report["diverged"]
-        lines.insert(1, f"                   training diverged in epoch {d['epoch']}: tested with the weights {d['weights']}")
+        lines.insert(1, f"                   {diverged_text(report['diverged'])}")
     if report.get("test_subset"):
         lines.insert(1, f"                   {report['test_subset']}")
     if "from_dense" in report:
