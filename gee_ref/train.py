@@ -22,12 +22,7 @@ from gee_ref.evolution.genome import STARTS, load_genome
 from gee_ref.runs.data import read_run_data
 from gee_ref.runs.report import format_report
 from gee_ref.runs.training_run import (DEFAULT_ARCH, DIVERGENCE_CHOICES, OPTIMIZER_DEFAULTS, OPTION_DEFAULTS,
-                                      run_training)
-
-
-def batch_count(text: str):
-    """A number of batches, or "all"."""
-    return "all" if text == "all" else int(text)
+                                      batch_count, run_training)
 
 
 def build_parser() -> ArgumentParser:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+from gee_ref.runs.training_run import batch_count
+
 
 class Option(NamedTuple):
     name: str  # the settings key; on the command line --name-with-dashes
@@ -61,11 +63,6 @@ def choice(name: str, choices) -> Callable:
     return parse
 
 
-def batches(text: str):
-    """A number of batches, or 'all'."""
-    return "all" if text == "all" else int(text)
-
-
 MODEL_OPTIONS = (
     Option("data", str, None, "dataset HDF5 file (required: e.g. CIFAR-10 from data_tools.folder_tree)"),
     Option("arch", str, None, "architecture (default: the experiment's)"),
@@ -81,8 +78,8 @@ TRAINING_OPTIONS = (
     Option("lr", float, None, "base learning rate (default: the experiment's)"),
     Option("augment", yes_no, None, "yes/no: random crop and flip (default: the experiment's)"),
     Option("steps_per_epoch", int, None, "cap the batches per epoch (quick runs)"),
-    Option("eval_batches", batches, None, "batches of each run's per-epoch evaluation, 0 for none"),
-    Option("report_batches", batches, None, "batches of each run's final report ('all': the whole test split)"),
+    Option("eval_batches", batch_count, None, "batches of each run's per-epoch evaluation, 0 for none"),
+    Option("report_batches", batch_count, None, "batches of each run's final report ('all': the whole test split)"),
 )
 #: The options of an experiment made of training runs.
 COMMON_OPTIONS = MODEL_OPTIONS + TRAINING_OPTIONS

@@ -105,6 +105,11 @@ def _pick(value, default):
     return default if value is None else value
 
 
+def batch_count(text: str):
+    """The text of an evaluation or report cap: a number of batches, or "all"."""
+    return "all" if text == "all" else int(text)
+
+
 def _batches(value, quick):
     """A cap on evaluation batches: "all" -> None (no cap); not given -> ``steps_per_epoch``'s."""
     return None if value == "all" else _pick(value, quick)
