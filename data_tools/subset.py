@@ -20,7 +20,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -29,7 +28,7 @@ import numpy
 
 from data_tools import ConversionError, summary
 from gee_ref.cli.errors import ArgumentParser, run_main
-from gee_ref.data.datasets import SPLITS, dataset_info, load_dataset, write_dataset
+from gee_ref.data.datasets import SPLITS, dataset_info, file_sha256, load_dataset, write_dataset
 from gee_ref.storage.output_check import check_output
 
 SELECTION = ("per split k (train 0, test 1), keys numpy.random.default_rng([seed, k]).random(n); "
@@ -111,14 +110,6 @@ def _json_value(value):
     return value
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _positive(value, name):
     if value is not None and value < 1:
         raise ConversionError(f"{name} must be a positive integer, got {value}")
@@ -147,7 +138,7 @@ def make_subset(src, out, train_per_class=None, test_per_class=None, seed=0, siz
     side = splits["train"][0].shape[1]
     method = methods.pop() if len(methods) == 1 else "; ".join(sorted(methods))
     record = {"tool": "python -m data_tools.subset", "source_file": os.path.basename(os.fspath(src)),
-              "source_sha256": sha256_of(src), "source_attributes": file_attributes(src), "seed": seed,
+              "source_sha256": file_sha256(src), "source_attributes": file_attributes(src), "seed": seed,
               "train_per_class": train_per_class, "test_per_class": test_per_class, "counts": counts,
               "size": size, "resize": method, "selection": SELECTION}
     asked = ", ".join(f"{per_class[s] if per_class[s] is not None else 'all'} {s}" for s in SPLITS)

@@ -24,6 +24,7 @@ stratified split with seed 0 and test fraction 0.2 per class, which gives
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -230,6 +231,15 @@ def load_dataset(path, split):
         images, labels = group["images"][()], group["labels"][()]
     images, labels = validate_split(images, labels, len(classes), where=f"{path} [{split}]")
     return images, labels, classes
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 4 MiB chunks: how results name their data file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dataset_info(path):

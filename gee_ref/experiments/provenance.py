@@ -7,7 +7,6 @@ classes. ``data_line`` and ``model_line`` give the scale line every table starts
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -16,18 +15,7 @@ from pathlib import Path
 
 import h5py
 
-from gee_ref.data.datasets import dataset_info
-
-HASH_CHUNK = 1 << 22
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
+from gee_ref.data.datasets import dataset_info, file_sha256
 
 def _attribute(value):
     """An HDF5 attribute as JSON: text (a JSON text parsed when it is one), or a number."""
